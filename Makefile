@@ -1,0 +1,80 @@
+# Yakuba: two commands do all the set-up.  `make run` serves the demo ward;
+# `make test` runs the whole suite.  Every target installs what it needs.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Debian packages the project needs: Chromium for the browser tests, LDAP headers
+# for python-ldap, CJK fonts for Japanese pages.
+APT_PACKAGES := chromium libldap2-dev libsasl2-dev fonts-noto-cjk gettext
+
+.PHONY: run test install system-deps frontend migrate demo lint typecheck check-migrations \
+        test-sqlite test-postgresql bench-audit clean messages
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
+	$(MAKE) system-deps
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed frontend messages
+
+messages: $(VENV)/.installed
+	cd yakuba && ../$(BIN)/django-admin compilemessages --ignore=.venv >/dev/null
+
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# TypeScript and the vendored npm assets (htmx, axe-core for tests) go into the static tree.
+frontend: frontend/node_modules/.installed
+	cd frontend && npm run --silent build
+
+migrate: install
+	$(BIN)/yakuba migrate
+
+demo: migrate
+	$(BIN)/yakuba demo
+
+run: demo
+	$(BIN)/yakuba serve --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy yakuba tests bench
+
+check-migrations: install
+	$(BIN)/python -m django makemigrations --check --dry-run --settings=yakuba.settings
+
+test-sqlite: install
+	DATABASE_URL= $(BIN)/pytest $(PYTEST_ARGS)
+
+# The same suite again on PostgreSQL (skipped with a message when none is reachable,
+# failed when YAKUBA_TEST_SERVICES=required).
+test-postgresql: install
+	scripts/test-postgresql $(PYTEST_ARGS)
+
+test: install lint typecheck check-migrations test-sqlite test-postgresql
+
+bench-audit: install
+	$(BIN)/python bench/audit.py
+
+clean:
+	rm -rf $(VENV) frontend/node_modules var/test-*

@@ -1,0 +1,99 @@
+"""``record``: the one audit writer, called inside every action's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db import connection, models, transaction
+
+from yakuba.audit.models import ActorKind, AuditAction, AuditEntry
+from yakuba.lib import clock
+from yakuba.lib.request_context import source_address
+
+if TYPE_CHECKING:
+    from yakuba.directory.models import User
+
+
+class AuditOutsideTransaction(RuntimeError):
+    """``record`` was called outside a transaction: the entry could outlive a rolled-back
+    change, or the change could commit without its entry."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who performed an action: staff, guest, device/bot, the system, or nobody signed in."""
+
+    kind: str
+    id: int | None
+    label: str
+
+    @classmethod
+    def of(cls, user: User | None) -> Actor:
+        if user is None or not getattr(user, "is_authenticated", False):
+            return cls.anonymous()
+        kind = {
+            "staff": ActorKind.STAFF,
+            "guest": ActorKind.GUEST,
+            "bot": ActorKind.DEVICE,
+            "device": ActorKind.DEVICE,
+        }[user.kind]
+        return cls(kind=kind, id=user.pk, label=f"{user.display_name} ({user.username})")
+
+    @classmethod
+    def system(cls, label: str = "システム") -> Actor:
+        return cls(kind=ActorKind.SYSTEM, id=None, label=label)
+
+    @classmethod
+    def anonymous(cls, label: str = "") -> Actor:
+        return cls(kind=ActorKind.ANONYMOUS, id=None, label=label)
+
+
+def _target_fields(target: models.Model | tuple[str, str, str] | None) -> tuple[str, str, str]:
+    if target is None:
+        return "", "", ""
+    if isinstance(target, tuple):
+        return target
+    return target._meta.label_lower, str(target.pk), str(target)[:300]
+
+
+def record(
+    action: AuditAction,
+    *,
+    actor: Actor | User | None,
+    target: models.Model | tuple[str, str, str] | None = None,
+    details: dict[str, Any] | None = None,
+    source_ip: str | None = None,
+) -> AuditEntry:
+    """Append an audit entry in the caller's transaction.
+
+    ``target`` is a model instance or a ``(type, id, label)`` triple.  ``details`` must be
+    JSON-serialisable.  The source address defaults to the current request's.
+    """
+    if not isinstance(action, AuditAction):
+        raise TypeError(f"audit action must be an AuditAction, not {action!r}")
+    if not connection.in_atomic_block:
+        raise AuditOutsideTransaction(f"record({action.value}) called outside transaction.atomic()")
+    who = actor if isinstance(actor, Actor) else Actor.of(actor)
+    target_type, target_id, target_label = _target_fields(target)
+    entry = AuditEntry.objects.create(
+        occurred_at=clock.now(),
+        actor_kind=who.kind,
+        actor_id=who.id,
+        actor_label=who.label,
+        action=action.value,
+        target_type=target_type,
+        target_id=target_id,
+        target_label=target_label,
+        details=details or {},
+        source_ip=source_ip or source_address.get(),
+    )
+    transaction.on_commit(_wake_sealer)
+    return entry
+
+
+def _wake_sealer() -> None:
+    """Tell the sealer new entries were committed (no-op until the sealer is wired in)."""
+    from yakuba.audit import sealer
+
+    sealer.wake()

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RealtimeConfig(AppConfig):
+    name = "yakuba.realtime"
+    verbose_name = "リアルタイム通知"

@@ -1,0 +1,260 @@
+"""Django settings for Yakuba: every operator-facing value is read here, through ``Env``.
+
+docs/configuration.md lists every variable with its default; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+from yakuba.config import ConfigError, Env
+
+env = Env()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env.str("YAKUBA_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """The configured key, or one generated once and kept under var/ (embedded tier)."""
+    configured = env.str("YAKUBA_SECRET_KEY", "")
+    if configured:
+        if len(configured) < 32:
+            raise ConfigError("YAKUBA_SECRET_KEY", "…", "a random string of at least 32 characters")
+        return configured
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50), encoding="utf-8")
+        key_file.chmod(0o600)
+    return key_file.read_text(encoding="utf-8").strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("YAKUBA_DEBUG", False)
+ALLOWED_HOSTS = env.list("YAKUBA_ALLOWED_HOSTS", ("127.0.0.1", "localhost", "[::1]"))
+CSRF_TRUSTED_ORIGINS = env.list("YAKUBA_CSRF_TRUSTED_ORIGINS")
+# Behind nginx the client address comes from X-Forwarded-For; only trust it when told to.
+TRUST_X_FORWARDED_FOR = env.bool("YAKUBA_TRUST_X_FORWARDED_FOR", False)
+SITE_NAME = env.str("YAKUBA_SITE_NAME", "役場ポータル")
+MUNICIPALITY_NAME = env.str("YAKUBA_MUNICIPALITY_NAME", "デモ区役所")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "yakuba.directory",
+    "yakuba.audit",
+    "yakuba.realtime",
+    "yakuba.tasks",
+    "yakuba.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "yakuba.lib.request_context.RequestContextMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "yakuba.directory.middleware.SessionPolicyMiddleware",
+    "yakuba.directory.middleware.UserLanguageMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "yakuba.urls"
+ASGI_APPLICATION = "yakuba.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "yakuba.web.context.shell",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+
+DATABASE_URL = env.str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'yakuba.sqlite3'}")
+try:
+    _database: dict[str, Any] = dict(dj_database_url.parse(DATABASE_URL, conn_max_age=0))
+except ValueError as exc:
+    raise ConfigError(
+        "DATABASE_URL", DATABASE_URL, "sqlite:///PATH or postgresql://USER@HOST:PORT/NAME"
+    ) from exc
+# Two test runs at once (two checkouts, a helper beside CI) must not share a database.
+_test_database_name = env.str("YAKUBA_TEST_DATABASE_NAME", f"test_yakuba_{os.getpid()}")
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    _database["OPTIONS"] = {
+        # BEGIN IMMEDIATE takes the write lock at the start of every transaction, so two
+        # writers never both read and then fail to upgrade (SQLITE_BUSY mid-transaction).
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env.int("YAKUBA_SQLITE_BUSY_TIMEOUT", 20, minimum=1),
+        # WAL lets readers run beside the writer; FULL syncs the WAL on every commit,
+        # so an acknowledged write survives a power cut.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+    }
+    _database["TEST"] = {"NAME": str(VAR_DIR / f"{_test_database_name}.sqlite3")}
+elif _database["ENGINE"] in {
+    "django.db.backends.postgresql",
+    "django.db.backends.postgresql_psycopg2",
+}:
+    _database["ENGINE"] = "django.db.backends.postgresql"
+    _database["CONN_HEALTH_CHECKS"] = True
+    _database["TEST"] = {"NAME": _test_database_name}
+else:
+    raise ConfigError("DATABASE_URL", DATABASE_URL, "a sqlite:/// or postgresql:// URL")
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", "")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ConfigError("REDIS_URL", REDIS_URL, "a redis://HOST:PORT/DB, rediss:// or unix:// URL")
+# Prefix of every Redis key and channel, so that several installations can share one Redis.
+REDIS_PREFIX = env.str("YAKUBA_REDIS_PREFIX", "yakuba")
+
+# --- Sign-in and sessions -------------------------------------------------------
+
+AUTH_USER_MODEL = "directory.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "portal"
+LOGOUT_REDIRECT_URL = "login"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("YAKUBA_PASSWORD_MIN_LENGTH", 10, minimum=8)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_NAME = "yakuba_session"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = env.bool("YAKUBA_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Idle timeout: a session unused this long ends.  Absolute timeout: every session ends
+# this long after sign-in, however busy.
+SESSION_IDLE_TIMEOUT_MINUTES = env.int("YAKUBA_SESSION_IDLE_MINUTES", 30, minimum=1)
+SESSION_ABSOLUTE_TIMEOUT_HOURS = env.int("YAKUBA_SESSION_MAX_HOURS", 10, minimum=1)
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT_HOURS * 3600
+LOCKOUT_THRESHOLD = env.int("YAKUBA_LOCKOUT_THRESHOLD", 5, minimum=1)
+LOCKOUT_MINUTES = env.int("YAKUBA_LOCKOUT_MINUTES", 15, minimum=1)
+# Roles whose members must use a second factor (TOTP), e.g. "it_admin,auditor".
+TOTP_REQUIRED_ROLES = env.list("YAKUBA_TOTP_REQUIRED_ROLES")
+TOTP_ISSUER = env.str("YAKUBA_TOTP_ISSUER", "Yakuba")
+
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+
+# LDAP / Active Directory (optional): see docs/authentication.md.
+LDAP_SERVER_URI = env.str("YAKUBA_LDAP_URI", "")
+if LDAP_SERVER_URI:
+    AUTH_LDAP_SERVER_URI = LDAP_SERVER_URI
+    AUTH_LDAP_BIND_DN = env.str("YAKUBA_LDAP_BIND_DN", "")
+    AUTH_LDAP_BIND_PASSWORD = env.str("YAKUBA_LDAP_BIND_PASSWORD", "")
+    AUTH_LDAP_USER_DN_TEMPLATE = env.str("YAKUBA_LDAP_USER_DN_TEMPLATE", "") or None
+    AUTH_LDAP_START_TLS = env.bool("YAKUBA_LDAP_START_TLS", False)
+    AUTH_LDAP_USER_ATTR_MAP = {"email": "mail", "display_name": "displayName"}
+    AUTHENTICATION_BACKENDS.insert(0, "yakuba.directory.ldap.YakubaLDAPBackend")
+
+# OpenID Connect (optional): see docs/authentication.md.
+OIDC_ENABLED = bool(env.str("YAKUBA_OIDC_ISSUER", ""))
+if OIDC_ENABLED:
+    _issuer = env.str("YAKUBA_OIDC_ISSUER", "").rstrip("/")
+    OIDC_RP_CLIENT_ID = env.str("YAKUBA_OIDC_CLIENT_ID", "")
+    OIDC_RP_CLIENT_SECRET = env.str("YAKUBA_OIDC_CLIENT_SECRET", "")
+    OIDC_RP_SIGN_ALGO = env.choice("YAKUBA_OIDC_SIGN_ALGO", "RS256", ("RS256", "HS256", "ES256"))
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env.str(
+        "YAKUBA_OIDC_AUTHORIZATION_ENDPOINT", f"{_issuer}/authorize"
+    )
+    OIDC_OP_TOKEN_ENDPOINT = env.str("YAKUBA_OIDC_TOKEN_ENDPOINT", f"{_issuer}/token")
+    OIDC_OP_USER_ENDPOINT = env.str("YAKUBA_OIDC_USERINFO_ENDPOINT", f"{_issuer}/userinfo")
+    OIDC_OP_JWKS_ENDPOINT = env.str("YAKUBA_OIDC_JWKS_ENDPOINT", f"{_issuer}/jwks")
+    OIDC_CREATE_USER = False
+    AUTHENTICATION_BACKENDS.insert(0, "yakuba.directory.oidc.YakubaOIDCBackend")
+    INSTALLED_APPS.append("mozilla_django_oidc")
+
+# --- Audit log ------------------------------------------------------------------
+
+# Ed25519 private key (PEM, or 64 hex characters of raw seed) that signs checkpoints.
+AUDIT_SIGNING_KEY = env.str("YAKUBA_AUDIT_SIGNING_KEY", "")
+AUDIT_CHECKPOINT_MINUTES = env.int("YAKUBA_AUDIT_CHECKPOINT_MINUTES", 60, minimum=1)
+# The sealer chains committed entries; this is the longest it waits between passes.
+AUDIT_SEAL_INTERVAL_SECONDS = env.int(
+    "YAKUBA_AUDIT_SEAL_INTERVAL_SECONDS", 1, minimum=1, maximum=60
+)
+
+# --- Real time -------------------------------------------------------------------
+
+REALTIME_HEARTBEAT_SECONDS = env.int("YAKUBA_HEARTBEAT_SECONDS", 25, minimum=1)
+# A client further behind than this many events is told to refetch instead of replaying.
+REALTIME_MAX_REPLAY = env.int("YAKUBA_MAX_REPLAY_EVENTS", 1000, minimum=1)
+REALTIME_EVENT_RETENTION_DAYS = env.int("YAKUBA_EVENT_RETENTION_DAYS", 7, minimum=1)
+
+# --- Language, time -------------------------------------------------------------
+
+LANGUAGE_CODE = "ja"
+LANGUAGES = [("ja", "日本語"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "yakuba" / "locale"]
+TIME_ZONE = "Asia/Tokyo"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files, mail -----------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+# WhiteNoise serves static files straight from the app and build folders, so the
+# embedded tier needs no collectstatic step and no separate web server.
+WHITENOISE_USE_FINDERS = True
+# Built by `make frontend` from frontend/ (TypeScript output and assets taken from npm).
+STATICFILES_DIRS = [BASE_DIR / "frontend" / "dist"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+MEDIA_ROOT = Path(env.str("YAKUBA_MEDIA_DIR", str(VAR_DIR / "media")))
+
+EMAIL_HOST = env.str("YAKUBA_SMTP_HOST", "127.0.0.1")
+EMAIL_PORT = env.int("YAKUBA_SMTP_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env.str("YAKUBA_SMTP_USER", "")
+EMAIL_HOST_PASSWORD = env.str("YAKUBA_SMTP_PASSWORD", "")
+DEFAULT_FROM_EMAIL = env.str("YAKUBA_MAIL_FROM", "yakuba@localhost")
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {
+        "handlers": ["console"],
+        "level": env.choice("YAKUBA_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+    },
+}

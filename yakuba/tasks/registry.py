@@ -1,0 +1,59 @@
+"""Jobs and periodic jobs, registered by name from each app's ``tasks.py``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from yakuba.lib import clock
+from yakuba.tasks.models import Job
+
+JobFunction = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    function: Callable[[], None]
+    every: dt.timedelta
+
+
+JOBS: dict[str, JobFunction] = {}
+PERIODIC: dict[str, Periodic] = {}
+
+
+def job(name: str) -> Callable[[JobFunction], JobFunction]:
+    """Register ``function`` as the job ``name``; it receives the job's kwargs."""
+
+    def register(function: JobFunction) -> JobFunction:
+        if name in JOBS and JOBS[name] is not function:
+            raise ValueError(f"job {name!r} registered twice")
+        JOBS[name] = function
+        return function
+
+    return register
+
+
+def periodic(
+    name: str, *, every: dt.timedelta
+) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """Run ``function`` in every worker about every ``every``; it must be safe to run
+    twice at once (use a conditional UPDATE or a lock inside)."""
+
+    def register(function: Callable[[], None]) -> Callable[[], None]:
+        PERIODIC[name] = Periodic(name, function, every)
+        return function
+
+    return register
+
+
+def enqueue(name: str, *, run_after: dt.datetime | None = None, **kwargs: Any) -> Job:
+    """Queue a job; it becomes visible to workers when the caller's transaction commits."""
+    if name not in JOBS:
+        raise KeyError(f"unknown job {name!r}")
+    with transaction.atomic():
+        return Job.objects.create(name=name, kwargs=kwargs, run_after=run_after or clock.now())
