@@ -97,3 +97,21 @@ def _wake_sealer() -> None:
     from yakuba.audit import sealer
 
     sealer.wake()
+
+
+def record_denial(
+    *,
+    actor: Actor | User | None,
+    what: str,
+    target: models.Model | tuple[str, str, str] | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Log a permission denial (every 403).  Runs in its own transaction, because the
+    request that was refused has usually changed nothing."""
+    with transaction.atomic():
+        record(
+            AuditAction.PERMISSION_DENIED,
+            actor=actor,
+            target=target,
+            details={"what": what, **(details or {})},
+        )

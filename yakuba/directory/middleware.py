@@ -24,7 +24,7 @@ class SessionPolicyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.user.is_authenticated and self._expired(request):
-            from yakuba.directory import actions
+            from yakuba.directory.actions import auth as actions
 
             actions.do_expire_session(request)
         return self.get_response(request)

@@ -10,7 +10,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from yakuba.directory import actions
+from yakuba.directory.actions import auth as actions
 from yakuba.directory.models import ConcurrentPost, User
 
 

@@ -18,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--password-file", help="read the password from this file")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from yakuba.directory.actions import do_create_admin
+        from yakuba.directory.actions.auth import do_create_admin
 
         if options["password_file"]:
             with open(options["password_file"], encoding="utf-8") as handle:
