@@ -10,7 +10,7 @@ PORT ?= 8000
 # for python-ldap, CJK fonts for Japanese pages.
 APT_PACKAGES := chromium libldap2-dev libsasl2-dev fonts-noto-cjk gettext
 
-.PHONY: run test install system-deps frontend migrate demo lint typecheck check-migrations \
+.PHONY: run test install system-deps frontend migrate demo lint check \
         test-sqlite test-postgresql bench-audit clean messages
 
 $(BIN)/python:
@@ -54,14 +54,11 @@ run: demo
 	$(BIN)/yakuba serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	scripts/lint
 
-typecheck: install
-	$(BIN)/mypy yakuba tests bench
-
-check-migrations: install
-	$(BIN)/python -m django makemigrations --check --dry-run --settings=yakuba.settings
+# mypy (strict) and the check that migrations are complete.
+check: install
+	scripts/check
 
 test-sqlite: install
 	DATABASE_URL= $(BIN)/pytest $(PYTEST_ARGS)
@@ -71,7 +68,7 @@ test-sqlite: install
 test-postgresql: install
 	scripts/test-postgresql $(PYTEST_ARGS)
 
-test: install lint typecheck check-migrations test-sqlite test-postgresql
+test: install lint check test-sqlite test-postgresql
 
 bench-audit: install
 	$(BIN)/python bench/audit.py
