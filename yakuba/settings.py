@@ -60,7 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
     "yakuba.lib.request_context.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -229,9 +229,9 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
-# WhiteNoise serves static files straight from the app and build folders, so the
-# embedded tier needs no collectstatic step and no separate web server.
-WHITENOISE_USE_FINDERS = True
+# ServeStatic (WhiteNoise's ASGI-capable successor) serves static files straight from the
+# app and build folders, so the embedded tier needs no collectstatic step and no web server.
+SERVESTATIC_USE_FINDERS = True
 # Built by `make frontend` from frontend/ (TypeScript output and assets taken from npm).
 STATICFILES_DIRS = [BASE_DIR / "frontend" / "dist"]
 STORAGES = {

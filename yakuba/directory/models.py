@@ -210,12 +210,18 @@ class RoleGrant(models.Model):
     class Meta:
         verbose_name = "ロール"
         verbose_name_plural = "ロール"
+        # Two partial constraints instead of NULLS NOT DISTINCT, which SQLite lacks.
         constraints: ClassVar = [
             models.UniqueConstraint(
                 fields=["user", "role", "department"],
+                condition=Q(department__isnull=False),
+                name="role_grant_once_per_department",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "role"],
+                condition=Q(department__isnull=True),
                 name="role_grant_once",
-                nulls_distinct=False,
-            )
+            ),
         ]
 
     def __str__(self) -> str:

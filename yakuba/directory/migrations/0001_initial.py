@@ -183,7 +183,7 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'ロール',
                 'verbose_name_plural': 'ロール',
-                'constraints': [models.UniqueConstraint(fields=('user', 'role', 'department'), name='role_grant_once', nulls_distinct=False)],
+                'constraints': [models.UniqueConstraint(condition=models.Q(('department__isnull', False)), fields=('user', 'role', 'department'), name='role_grant_once_per_department'), models.UniqueConstraint(condition=models.Q(('department__isnull', True)), fields=('user', 'role'), name='role_grant_once')],
             },
         ),
         migrations.CreateModel(
