@@ -45,6 +45,25 @@ def _real_clock() -> Iterator[None]:
     clock.reset()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _audit_tables_flushable() -> Iterator[None]:
+    """Transactional tests empty every table afterwards (``DELETE FROM`` on SQLite), and
+    the audit tables refuse DELETE: the flush alone runs as audit maintenance."""
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    from yakuba.audit.guard import maintenance
+
+    original = BaseDatabaseOperations.execute_sql_flush
+
+    def flush(self: BaseDatabaseOperations, sql_list: list[str]) -> None:
+        with maintenance():
+            original(self, sql_list)
+
+    BaseDatabaseOperations.execute_sql_flush = flush  # type: ignore[method-assign]  # tests only
+    yield
+    BaseDatabaseOperations.execute_sql_flush = original  # type: ignore[method-assign]  # restore
+
+
 def make_department(
     code: str, name: str, level: str = "ka", parent: Department | None = None
 ) -> Department:

@@ -45,7 +45,8 @@ SITE_NAME = env.str("YAKUBA_SITE_NAME", "役場ポータル")
 MUNICIPALITY_NAME = env.str("YAKUBA_MUNICIPALITY_NAME", "デモ区役所")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin, for IT administrators only (yakuba/directory/admin_site.py).
+    "yakuba.directory.admin_site.YakubaAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -59,6 +60,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it counts every response, the 500s made of exceptions included.
+    "yakuba.web.metrics.ResponseCounterMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "yakuba.lib.request_context.RequestContextMiddleware",
@@ -179,6 +182,35 @@ if LDAP_SERVER_URI:
     AUTH_LDAP_USER_DN_TEMPLATE = env.str("YAKUBA_LDAP_USER_DN_TEMPLATE", "") or None
     AUTH_LDAP_START_TLS = env.bool("YAKUBA_LDAP_START_TLS", False)
     AUTH_LDAP_USER_ATTR_MAP = {"email": "mail", "display_name": "displayName"}
+    # Imported only when LDAP is on (django_auth_ldap.config is safe in settings).
+    import ldap
+    from django_auth_ldap.config import LDAPSearch
+
+    if AUTH_LDAP_USER_DN_TEMPLATE is None:
+        # Search (the usual way for Active Directory): bind as YAKUBA_LDAP_BIND_DN, find
+        # the person under the base by sAMAccountName, then bind as them.
+        _ldap_base = env.str("YAKUBA_LDAP_USER_SEARCH_BASE", "")
+        if not _ldap_base:
+            raise ConfigError(
+                "YAKUBA_LDAP_USER_SEARCH_BASE",
+                "",
+                "the DN to search for users (e.g. OU=職員,DC=ward,DC=local) when "
+                "YAKUBA_LDAP_USER_DN_TEMPLATE is not set",
+            )
+        AUTH_LDAP_USER_SEARCH = LDAPSearch(
+            _ldap_base,
+            ldap.SCOPE_SUBTREE,
+            env.str("YAKUBA_LDAP_USER_FILTER", "(sAMAccountName=%(user)s)"),
+        )
+    # AD answers searches at the domain root with referrals that cannot be followed.
+    AUTH_LDAP_CONNECTION_OPTIONS = {ldap.OPT_REFERRALS: 0}
+    _ldap_ca_file = env.str("YAKUBA_LDAP_CA_FILE", "")
+    if _ldap_ca_file:
+        AUTH_LDAP_GLOBAL_OPTIONS = {ldap.OPT_X_TLS_CACERTFILE: _ldap_ca_file}
+    # Yakuba's directory is the source of truth: the directory only checks passwords.
+    LDAP_CREATE_USERS = env.bool("YAKUBA_LDAP_CREATE_USERS", False)
+    AUTH_LDAP_NO_NEW_USERS = not LDAP_CREATE_USERS
+    AUTH_LDAP_ALWAYS_UPDATE_USER = False
     AUTHENTICATION_BACKENDS.insert(0, "yakuba.directory.ldap.YakubaLDAPBackend")
 
 # OpenID Connect (optional): see docs/authentication.md.
@@ -194,7 +226,19 @@ if OIDC_ENABLED:
     OIDC_OP_TOKEN_ENDPOINT = env.str("YAKUBA_OIDC_TOKEN_ENDPOINT", f"{_issuer}/token")
     OIDC_OP_USER_ENDPOINT = env.str("YAKUBA_OIDC_USERINFO_ENDPOINT", f"{_issuer}/userinfo")
     OIDC_OP_JWKS_ENDPOINT = env.str("YAKUBA_OIDC_JWKS_ENDPOINT", f"{_issuer}/jwks")
-    OIDC_CREATE_USER = False
+    for _name in ("YAKUBA_OIDC_CLIENT_ID", "YAKUBA_OIDC_CLIENT_SECRET"):
+        if not env.str(_name, ""):
+            raise ConfigError(_name, "", "the value registered at the provider (required)")
+    OIDC_RP_SCOPES = "openid email profile"
+    # Which claim names the Yakuba user: preferred_username (matched to the username,
+    # less YAKUBA_OIDC_USERNAME_DOMAIN) or email.
+    OIDC_MATCH_CLAIM = env.choice(
+        "YAKUBA_OIDC_MATCH_CLAIM", "preferred_username", ("preferred_username", "email")
+    )
+    OIDC_USERNAME_DOMAIN = env.str("YAKUBA_OIDC_USERNAME_DOMAIN", "")
+    OIDC_CREATE_USER = env.bool("YAKUBA_OIDC_CREATE_USERS", False)
+    OIDC_CALLBACK_CLASS = "yakuba.directory.oidc.YakubaOIDCCallbackView"
+    LOGIN_REDIRECT_URL_FAILURE = "/login/?error=oidc"
     AUTHENTICATION_BACKENDS.insert(0, "yakuba.directory.oidc.YakubaOIDCBackend")
     INSTALLED_APPS.append("mozilla_django_oidc")
 
@@ -223,6 +267,13 @@ LOCALE_PATHS = [BASE_DIR / "yakuba" / "locale"]
 TIME_ZONE = "Asia/Tokyo"
 USE_I18N = True
 USE_TZ = True
+
+# --- API, health and metrics -------------------------------------------------------
+
+# Requests per caller (user or token) per minute to /api/, per process; 0 turns it off.
+API_RATE_PER_MINUTE = env.int("YAKUBA_API_RATE_PER_MINUTE", 600, minimum=0)
+# Bearer token that lets Prometheus scrape /metrics from another host (else loopback only).
+METRICS_TOKEN = env.str("YAKUBA_METRICS_TOKEN", "")
 
 # --- Static files, mail -----------------------------------------------------------
 

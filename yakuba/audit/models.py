@@ -1,12 +1,28 @@
-"""The audit log (操作ログ): an append-only table of who did what, when and from where."""
+"""The audit log (操作ログ): an append-only table of who did what, when and from where.
+
+Four insert-only tables (the database refuses UPDATE and DELETE, see migration 0003):
+``AuditEntry`` (what happened), ``AuditSeal`` (its place in the hash chain),
+``AuditCheckpoint`` (a signed chain head) and ``AuditPruneAnchor`` (a signed head of
+what retention removed).  ``AuditPending`` is the sealer's work queue, filled by a
+database trigger on every entry insert.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+from typing import Any, ClassVar
 
 from django.db import models
 
 from yakuba.lib import clock
+
+
+class CanonicalJSONEncoder(json.JSONEncoder):
+    """The audit chain's JSON: sorted keys, no spaces, UTF-8 text (no \\u escapes)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.update(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        super().__init__(**kwargs)
 
 
 class AuditAction(models.TextChoices):
@@ -26,6 +42,7 @@ class AuditAction(models.TextChoices):
     TOTP_DISABLED = "auth.totp_disabled", "二要素認証の解除"
     TOKEN_CREATED = "auth.token_created", "APIトークン発行"
     TOKEN_REVOKED = "auth.token_revoked", "APIトークン失効"
+    LANGUAGE_CHANGED = "auth.language_changed", "表示言語の変更"
     PERMISSION_DENIED = "auth.denied", "権限のない操作"
     # Directory
     DEPARTMENT_CREATED = "directory.department_created", "所属の作成"
@@ -75,7 +92,10 @@ class AuditEntry(models.Model):
     target_type = models.CharField("対象種別", max_length=64, blank=True)
     target_id = models.CharField("対象ID", max_length=64, blank=True)
     target_label = models.CharField("対象", max_length=300, blank=True)
-    details = models.JSONField("詳細", default=dict)
+    # Stored in canonical form (sorted keys, compact) so that SQLite's copy is already
+    # the text the chain hashes; PostgreSQL's jsonb reorders keys, which is harmless
+    # because verification re-serialises from the parsed value.
+    details = models.JSONField("詳細", default=dict, encoder=CanonicalJSONEncoder)
     source_ip = models.GenericIPAddressField("接続元", null=True, blank=True)
 
     class Meta:
@@ -85,3 +105,103 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+    @property
+    def action_label(self) -> str:
+        """The action's Japanese name (the stored code when it is not a known action)."""
+        try:
+            return str(AuditAction(self.action).label)
+        except ValueError:
+            return self.action
+
+    @property
+    def details_text(self) -> str:
+        return json.dumps(self.details, ensure_ascii=False, sort_keys=True)
+
+    @property
+    def seal_seq(self) -> int | None:
+        """The entry's place in the chain, or None while it waits for the sealer."""
+        seal = getattr(self, "seal", None)
+        return seal.seq if seal is not None else None
+
+
+class AuditSeal(models.Model):
+    """An entry's place in the hash chain: ``hash = SHA-256(prev_hash + canonical JSON)``.
+
+    Seals are made by the sealer after the entry's transaction committed, in the order
+    the sealer saw them (``seq``), which is not always entry id order: on PostgreSQL an
+    id is taken before its transaction commits.  Only ever inserted.
+    """
+
+    seq = models.BigIntegerField("連番", unique=True)
+    entry = models.OneToOneField(
+        AuditEntry, verbose_name="監査ログ", on_delete=models.PROTECT, related_name="seal"
+    )
+    prev_hash = models.CharField("直前のハッシュ", max_length=64)
+    hash = models.CharField("ハッシュ", max_length=64)
+    sealed_at = models.DateTimeField("封印日時", default=clock.now)
+
+    class Meta:
+        verbose_name = "監査ログの封印"
+        verbose_name_plural = "監査ログの封印"
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.hash[:12]}"
+
+
+class AuditPending(models.Model):
+    """The sealer's queue: one row per committed entry not yet sealed.  A trigger
+    inserts it with the entry, in the same transaction, so an entry cannot commit
+    without being queued; the sealer deletes the row when it seals the entry."""
+
+    entry_id = models.BigIntegerField(primary_key=True)
+
+    class Meta:
+        verbose_name = "封印待ち"
+        verbose_name_plural = "封印待ち"
+
+    def __str__(self) -> str:
+        return str(self.entry_id)
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement "the chain had this hash at this seq" (Ed25519).  Entries up to
+    a checkpoint cannot be changed, removed or reordered without failing verification,
+    even by someone who can rewrite every row, because they lack the private key."""
+
+    seq = models.BigIntegerField("連番", db_index=True)
+    hash = models.CharField("ハッシュ", max_length=64)
+    created_at = models.DateTimeField("作成日時", default=clock.now)
+    key_fingerprint = models.CharField("公開鍵指紋", max_length=64)
+    public_key = models.CharField("公開鍵", max_length=64)
+    signature = models.CharField("署名", max_length=128)
+
+    class Meta:
+        verbose_name = "チェックポイント"
+        verbose_name_plural = "チェックポイント"
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.pk} seq {self.seq}"
+
+
+class AuditPruneAnchor(models.Model):
+    """A signed record that retention removed the chain up to ``seq``, whose last hash
+    was ``hash``; the remaining chain is verified from here.  The database only lets
+    seals at or below the highest anchor be deleted, so deleting entries needs an
+    anchor first, and a forged anchor fails its signature check."""
+
+    seq = models.BigIntegerField("連番", db_index=True)
+    hash = models.CharField("ハッシュ", max_length=64)
+    max_entry_id = models.BigIntegerField("削除した最大ID")
+    before = models.DateTimeField("削除基準日時")
+    created_at = models.DateTimeField("作成日時", default=clock.now)
+    key_fingerprint = models.CharField("公開鍵指紋", max_length=64)
+    public_key = models.CharField("公開鍵", max_length=64)
+    signature = models.CharField("署名", max_length=128)
+
+    class Meta:
+        verbose_name = "削除アンカー"
+        verbose_name_plural = "削除アンカー"
+
+    def __str__(self) -> str:
+        return f"prune anchor seq {self.seq}"

@@ -1,4 +1,5 @@
-"""Session policy: idle and absolute timeouts, and the user's chosen language."""
+"""Session policy (idle and absolute timeouts, refusing users who may no longer sign in)
+and the user's chosen language."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from django.conf import settings
-from django.contrib.auth import logout
+from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 
@@ -14,37 +15,85 @@ from yakuba.lib import clock
 
 SESSION_STARTED = "yakuba_started_at"
 SESSION_SEEN = "yakuba_seen_at"
+# Set on the fresh anonymous session after the policy ended one, so that the sign-in
+# page can say why the person was signed out.
+SIGNED_OUT_REASON = "yakuba_signed_out_reason"
+# ``last_seen_at`` (in the session and in ``UserSession``) is written at most this
+# often, so an active session costs one write a minute, not one per request.
+TOUCH_SECONDS = 60
 
 
 class SessionPolicyMiddleware:
-    """Ends a session that has been idle too long or has lived past its absolute limit."""
+    """Ends a session that has been idle too long, has lived past its absolute limit,
+    belongs to a deactivated user or an expired guest, or was ended elsewhere.
+
+    Runs after ``AuthenticationMiddleware``.  Costs no query on most requests; once a
+    minute per session it updates ``UserSession.last_seen_at`` (one UPDATE).
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.user.is_authenticated and self._expired(request):
-            from yakuba.directory.actions import auth as actions
+        if request.user.is_authenticated:
+            reason = self._end_reason(request)
+            if reason is not None:
+                from yakuba.directory.actions import auth as actions
 
-            actions.do_expire_session(request)
+                actions.do_expire_session(request, reason=reason)
+                request.session[SIGNED_OUT_REASON] = reason
+        elif SESSION_KEY in request.session:
+            # The session names a user that no longer resolves: ModelBackend refuses
+            # inactive users, so this is a deactivated (or deleted) account.
+            request.session.flush()
         return self.get_response(request)
 
-    def _expired(self, request: HttpRequest) -> bool:
-        now = clock.now().timestamp()
+    def _end_reason(self, request: HttpRequest) -> str | None:
+        from yakuba.directory.models import User
+
+        user = request.user
+        if not isinstance(user, User):
+            return None
+        if not user.is_active:
+            return "inactive"
+        if user.kind == User.Kind.GUEST:
+            guest = getattr(user, "guest", None)
+            if guest is None or guest.is_expired(clock.now()):
+                return "guest_expired"
+        return self._timed_out(request, user)
+
+    def _timed_out(self, request: HttpRequest, user: object) -> str | None:
+        from yakuba.directory.models import User, UserSession
+
+        now = clock.now()
+        stamp = now.timestamp()
         started = request.session.get(SESSION_STARTED)
         seen = request.session.get(SESSION_SEEN)
         if started is None or seen is None:
-            # A session made outside our sign-in (e.g. Django's test client login).
-            request.session[SESSION_STARTED] = request.session[SESSION_SEEN] = now
-            return False
+            # A session made outside our sign-in (Django's test client, the admin's
+            # login): adopt it, so that it is tracked, listed and can be ended.
+            from yakuba.directory.actions.auth import track_session
+
+            assert isinstance(user, User)
+            request.session[SESSION_STARTED] = request.session[SESSION_SEEN] = stamp
+            track_session(request, user, now)
+            return None
         idle = dt.timedelta(minutes=settings.SESSION_IDLE_TIMEOUT_MINUTES).total_seconds()
         absolute = dt.timedelta(hours=settings.SESSION_ABSOLUTE_TIMEOUT_HOURS).total_seconds()
-        if now - seen > idle or now - started > absolute:
-            return True
-        # Write the session only about once a minute, not on every request.
-        if now - seen > 60:
-            request.session[SESSION_SEEN] = now
-        return False
+        if stamp - float(started) > absolute:
+            return "absolute"
+        if stamp - float(seen) > idle:
+            return "idle"
+        if stamp - float(seen) > TOUCH_SECONDS:
+            request.session[SESSION_SEEN] = stamp
+            touched = UserSession.objects.filter(session_key=request.session.session_key).update(
+                last_seen_at=now
+            )
+            if not touched:
+                # Its UserSession row is gone: the session was ended elsewhere while
+                # this request was on its way.
+                return "ended"
+        return None
 
 
 class UserLanguageMiddleware:
@@ -59,6 +108,3 @@ class UserLanguageMiddleware:
             translation.activate(language)
             request.LANGUAGE_CODE = language
         return self.get_response(request)
-
-
-__all__ = ["SessionPolicyMiddleware", "UserLanguageMiddleware", "logout"]

@@ -28,6 +28,9 @@ class EventStream(models.Model):
 
 
 class UserEvent(models.Model):
+    """One event in one user's stream.  ``event_id`` increases by one per event within the
+    stream (ids are allocated under the stream head's lock), so a gap means a missed event."""
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     event_id = models.BigIntegerField()
     payload = models.JSONField()
@@ -37,6 +40,8 @@ class UserEvent(models.Model):
         constraints: ClassVar = [
             models.UniqueConstraint(fields=["user", "event_id"], name="user_event_id_once")
         ]
+        # Retention deletes by age across all streams.
+        indexes: ClassVar = [models.Index(fields=["created_at"], name="user_event_created")]
 
     def __str__(self) -> str:
         return f"event {self.event_id} for user {self.user_id}"

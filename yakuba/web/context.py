@@ -1,4 +1,9 @@
-"""Template context shared by every page: the signed-in person, today's date, navigation."""
+"""Template context shared by every page: the site's names, today's date, navigation.
+
+``today`` is the ward's calendar day (Asia/Tokyo) from the one clock; templates format it
+with the ``yakuba_dates`` filters (``{{ today|wareki:True }}``).  ``today_wareki`` and
+``today_seireki`` remain for templates written before the filters existed.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ def shell(request: HttpRequest) -> dict[str, Any]:
     return {
         "site_name": settings.SITE_NAME,
         "municipality_name": settings.MUNICIPALITY_NAME,
+        "today": today,
         "today_wareki": wareki(today, weekday=True),
         "today_seireki": seireki(today),
         "today_iso": today.isoformat(),

@@ -30,10 +30,19 @@ def navigation_for(request: HttpRequest) -> list[NavItem]:
         NavItem(_("議事録"), "", "minutes", available=False),
         NavItem(_("テレワーク"), "", "telework", available=False),
         NavItem(_("職員名簿"), _url("directory:search"), "directory"),
+        *_audit_items(request),
         NavItem(_("アカウント設定"), _url("account"), "account"),
     ]
     return [item for item in items if item.url or not item.available]
 
+
+def _audit_items(request: HttpRequest) -> list[NavItem]:
+    """監査ログ検索, for auditors and IT administrators only."""
+    from yakuba.audit.access import can_read_audit_log
+
+    if not can_read_audit_log(request.user):  # type: ignore[arg-type]  # authenticated here
+        return []
+    return [NavItem(_("監査ログ"), _url("audit:search"), "audit")]
 
 def _url(name: str) -> str:
     try:

@@ -1,0 +1,317 @@
+"""`make bench-audit`: how fast the audit log appends and verifies.
+
+Prints, as its last line, one JSON object with
+
+- ``append_per_s``: audited actions per second (a department created and its audit entry
+  written in one transaction, the real ``do_create_department`` action) by 8 concurrent
+  writer processes on PostgreSQL, with the sealer running alongside in its own process;
+- ``verify_per_s``: seals verified per second by ``yakuba audit verify`` (2 processes)
+  streaming 1,000,000 sealed entries from a SQLite file;
+
+plus details (the seal lag after commit, single-process verification, sizes).
+
+Uses a scratch PostgreSQL database ``bench_yakuba_audit`` (created and dropped; server from
+``BENCH_POSTGRESQL_URL``, default postgresql://postgres@127.0.0.1:5432/postgres) and
+``var/bench-audit-verify.sqlite3`` (kept, rebuilt when its size does not match).
+Each part runs in a fresh interpreter because Django reads DATABASE_URL once.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_URL = os.environ.get("BENCH_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_NAME = "bench_yakuba_audit"
+SQLITE_FILE = ROOT / "var" / "bench-audit-verify.sqlite3"
+VERIFY_ENTRIES = int(os.environ.get("BENCH_VERIFY_ENTRIES", "1000000"))
+WRITERS = 8
+APPEND_SECONDS = float(os.environ.get("BENCH_APPEND_SECONDS", "15"))
+SEED = "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"
+
+
+def main() -> None:
+    part = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if part == "verify":
+        _setup_django()
+        print(json.dumps(bench_verify()))
+    elif part == "append":
+        _setup_django()
+        print(json.dumps(bench_append()))
+    elif part == "sealer":
+        _setup_django()
+        run_sealer()
+    else:
+        results: dict[str, Any] = {}
+        results.update(_child("verify", f"sqlite:///{SQLITE_FILE}"))
+        results.update(_append_on_scratch_database())
+        ordered = {
+            "append_per_s": results.pop("append_per_s"),
+            "verify_per_s": results.pop("verify_per_s"),
+            **results,
+        }
+        print(json.dumps(ordered))
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yakuba.settings")
+    import django
+
+    django.setup()
+
+
+def _child(part: str, database_url: str) -> dict[str, Any]:
+    environment = {**os.environ, "DATABASE_URL": database_url, "YAKUBA_AUDIT_SIGNING_KEY": SEED}
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), part],
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"bench part {part!r} failed")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _append_on_scratch_database() -> dict[str, Any]:
+    import psycopg
+
+    base, _, _ = SERVER_URL.rpartition("/")
+    with psycopg.connect(SERVER_URL, autocommit=True) as server:
+        server.execute(f"DROP DATABASE IF EXISTS {PG_NAME}")
+        server.execute(f"CREATE DATABASE {PG_NAME}")
+    try:
+        return _child("append", f"{base}/{PG_NAME}")
+    finally:
+        with psycopg.connect(SERVER_URL, autocommit=True) as server:
+            server.execute(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
+
+
+# --- verify_per_s ---------------------------------------------------------------------
+
+
+def bench_verify() -> dict[str, Any]:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from yakuba.audit.verify import verify_database
+
+    built = 0.0
+    if not _verify_file_ready():
+        SQLITE_FILE.unlink(missing_ok=True)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{SQLITE_FILE}{suffix}").unlink(missing_ok=True)
+        call_command("migrate", verbosity=0)
+        connection.close()
+        started = time.perf_counter()
+        build_verify_file(VERIFY_ENTRIES)
+        built = time.perf_counter() - started
+    parallel = verify_database(jobs=2)
+    assert parallel.ok, parallel.problem
+    single = verify_database(jobs=1)
+    assert single.ok, single.problem
+    return {
+        "verify_per_s": round(parallel.checked / parallel.seconds),
+        "verify_entries": parallel.checked,
+        "verify_seconds": round(parallel.seconds, 3),
+        "verify_single_process_per_s": round(single.checked / single.seconds),
+        "verify_checkpoints": parallel.checkpoints,
+        "verify_file_build_seconds": round(built, 1),
+    }
+
+
+def _verify_file_ready() -> bool:
+    if not SQLITE_FILE.exists():
+        return False
+    with sqlite3.connect(SQLITE_FILE) as db:
+        try:
+            (count,) = db.execute("SELECT count(*) FROM audit_auditseal").fetchone()
+        except sqlite3.Error:
+            return False
+    return bool(count == VERIFY_ENTRIES)
+
+
+ACTIONS = [
+    ("auth.login", "", "", ""),
+    ("directory.staff_changed", "directory.staffprofile", "職員", "{}"),
+    ("directory.department_created", "directory.department", "所属", "{}"),
+    ("auth.denied", "", "", ""),
+    ("directory.role_granted", "directory.rolegrant", "ロール", "{}"),
+]
+NAMES = ["青木 愛", "坂東 歩", "千葉 茶太郎", "土井 大輔", "江藤 恵美", "福田 翔"]
+
+
+def build_verify_file(count: int) -> None:
+    """Fill the migrated file with ``count`` entries and their seals, fast: raw
+    sqlite3 bulk inserts, hashes computed with the chain's own functions."""
+    from yakuba.audit import keys, store
+    from yakuba.audit.chain import GENESIS_HASH, entry_hash
+
+    rng = random.Random(7)
+    db = sqlite3.connect(SQLITE_FILE)
+    db.execute("PRAGMA synchronous=OFF")
+    key = keys.parse_private_key(SEED)
+    public = keys.public_hex(key)
+    fingerprint = keys.fingerprint(public)
+    head = GENESIS_HASH
+    chunk = 50_000
+    for start in range(1, count + 1, chunk):
+        entries, seals = [], []
+        for entry_id in range(start, min(count, start + chunk - 1) + 1):
+            seconds = entry_id * 3
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1_700_000_000 + seconds))
+            stored_time = f"{stamp}.{rng.randrange(1_000_000):06d}"
+            action, target_type, label, _ = ACTIONS[entry_id % len(ACTIONS)]
+            actor = rng.randrange(1, 2300)
+            name = NAMES[actor % len(NAMES)]
+            details = json.dumps(
+                {"code": f"{actor:05d}", "note": "人事異動に伴う変更", "n": entry_id},
+                sort_keys=True,
+                separators=(",", ":"),
+                ensure_ascii=False,
+            )
+            row = (
+                entry_id,
+                stored_time,
+                "staff",
+                actor,
+                f"{name} (u{actor:05d})",
+                action,
+                target_type,
+                str(actor) if target_type else "",
+                f"{label}{actor}" if label else "",
+                details,
+                f"10.{actor % 250}.{entry_id % 250}.{actor % 200 + 1}",
+            )
+            entries.append(row)
+            fields = (row[0], stored_time.replace(" ", "T") + "Z", *row[2:])
+            previous, head = head, entry_hash(head, store.canonical_of(fields))  # type: ignore[arg-type]
+            seals.append((entry_id, entry_id, previous, head, stored_time))
+        with db:
+            db.executemany("INSERT INTO audit_auditentry (id, occurred_at, actor_kind, actor_id, actor_label, action, target_type, target_id, target_label, details, source_ip) VALUES (?,?,?,?,?,?,?,?,?,?,?)", entries)
+            db.executemany("INSERT INTO audit_auditseal (seq, entry_id, prev_hash, hash, sealed_at) VALUES (?,?,?,?,?)", seals)
+            db.execute("DELETE FROM audit_auditpending")
+            stamp = seals[-1][4].replace(" ", "T") + "Z"
+            last_seq = seals[-1][0]
+            signature = keys.sign(key, keys.checkpoint_fields(last_seq, head, stamp, fingerprint))
+            db.execute(
+                "INSERT INTO audit_auditcheckpoint (seq, hash, created_at, key_fingerprint, public_key, signature) VALUES (?,?,?,?,?,?)",
+                (last_seq, head, seals[-1][4], fingerprint, public, signature),
+            )
+    db.close()
+
+
+# --- append_per_s ---------------------------------------------------------------------
+
+
+def bench_append() -> dict[str, Any]:
+    from django.core.management import call_command
+    from django.db import connections
+
+    from yakuba.directory.models import User
+
+    call_command("migrate", verbosity=0)
+    user = User.objects.create_user("bench", None, display_name="ベンチ 太郎")
+    connections.close_all()
+    sealer = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "sealer"], cwd=ROOT, env=os.environ
+    )
+    try:
+        context = multiprocessing.get_context("fork")
+        start_at = time.time() + 1.0
+        with context.Pool(WRITERS) as pool:
+            counts = pool.starmap(_writer, [(n, user.pk, start_at) for n in range(WRITERS)])
+        total = sum(counts)
+        drained = _wait_until_sealed()
+    finally:
+        sealer.terminate()
+        sealer.wait(timeout=30)
+    lag = _seal_lag()
+    from yakuba.audit.verify import verify_database
+
+    report = verify_database(jobs=1)
+    connections.close_all()
+    return {
+        "append_per_s": round(total / APPEND_SECONDS),
+        "append_actions": total,
+        "append_writers": WRITERS,
+        "append_seconds": APPEND_SECONDS,
+        "seal_drain_after_writers_s": round(drained, 2),
+        "seal_lag_p50_ms": lag[0],
+        "seal_lag_p99_ms": lag[1],
+        "seal_lag_max_ms": lag[2],
+        "append_chain_ok": report.ok,
+    }
+
+
+def _writer(number: int, user_id: int, start_at: float) -> int:
+    """Run the real action for ``APPEND_SECONDS``; returns how many committed."""
+    from django.db import connection
+
+    from yakuba.directory.actions.staff import do_create_department
+    from yakuba.directory.models import User
+
+    user = User.objects.get(pk=user_id)
+    time.sleep(max(0.0, start_at - time.time()))
+    stop_at = start_at + APPEND_SECONDS
+    done = 0
+    while time.time() < stop_at:
+        do_create_department(
+            code=f"W{number}-{done}", name=f"ベンチ係{done}", level="kakari", acting_user=user
+        )
+        done += 1
+    connection.close()
+    return done
+
+
+def run_sealer() -> None:
+    """The sealer as the worker runs it, but polling fast (the writers are in other
+    processes, so ``wake()`` cannot reach it)."""
+    from yakuba.audit.sealer import seal_pending
+
+    while True:
+        if seal_pending() == 0:
+            time.sleep(0.05)
+
+
+def _wait_until_sealed() -> float:
+    from django.db import connection
+
+    started = time.perf_counter()
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM audit_auditpending")
+            if cursor.fetchone()[0] == 0:
+                return time.perf_counter() - started
+        time.sleep(0.05)
+
+
+def _seal_lag() -> tuple[float, float, float]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY lag), max(lag) "
+            "FROM (SELECT extract(epoch FROM s.sealed_at - e.occurred_at) * 1000 AS lag "
+            "FROM audit_auditseal s JOIN audit_auditentry e ON e.id = s.entry_id) lags"
+        )
+        (p50, p99), worst = cursor.fetchone()
+    return round(p50, 1), round(p99, 1), round(float(worst), 1)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()

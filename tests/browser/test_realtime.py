@@ -1,0 +1,50 @@
+"""The life of one write, end to end: an event sent after commit reaches the page's
+socket, and a tab that was away resumes from the last id it saw, without a gap or a
+repeat."""
+
+from typing import Any
+
+import pytest
+from django.db import transaction
+
+from tests.browser.test_portal import sign_in
+from yakuba.directory.models import User
+from yakuba.realtime.send import send_event_on_commit
+
+pytestmark = pytest.mark.browser
+
+COLLECT = """
+window.received = [];
+document.addEventListener("yakuba:event", (e) => window.received.push(e.detail));
+"""
+
+
+def notify(user: User, n: int) -> None:
+    with transaction.atomic():
+        send_event_on_commit({"type": "test", "op": "note", "n": n}, [user.pk])
+
+
+def received(page: Any) -> list[int]:
+    return [int(item["event"]["n"]) for item in page.evaluate("window.received")]
+
+
+def test_it_delivers_events_to_the_page_and_resumes_after_it_was_away(
+    page: Any, alice: User
+) -> None:
+    page.add_init_script(COLLECT)
+    sign_in(page, "alice")
+    page.wait_for_selector("body[data-realtime-state=ready]")
+    notify(alice, 1)
+    page.wait_for_function("window.received.length === 1")
+    assert received(page) == [1]
+
+    # The tab goes elsewhere (its socket closes); two events arrive meanwhile.
+    page.goto("/static/yakuba/favicon.svg")
+    notify(alice, 2)
+    notify(alice, 3)
+    page.goto("/")
+    page.wait_for_function("window.received.length >= 2")
+    page.wait_for_selector("body[data-realtime-state=ready]")
+    notify(alice, 4)
+    page.wait_for_function("window.received.length >= 3")
+    assert received(page) == [2, 3, 4]
