@@ -7,10 +7,12 @@ skip with a message.  With YAKUBA_TEST_SERVICES=required (CI) a missing service 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
+from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.db import transaction
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from yakuba.directory.models import Department, StaffProfile, User
 from yakuba.lib import clock
@@ -38,6 +40,21 @@ def redis_url() -> str:
     return REDIS_TEST_URL
 
 
+class CheapArgon2PasswordHasher(Argon2PasswordHasher):
+    """Argon2 at its lowest cost, for tests only: the production parameters take a good
+    part of a second per password on a shared 2-core machine.  Still Argon2, so the
+    tests see the same hash format and verification path as production."""
+
+    time_cost = 1
+    memory_cost = 1024
+    parallelism = 1
+
+
+@pytest.fixture(autouse=True)
+def _cheap_argon2(settings: SettingsWrapper) -> None:
+    settings.PASSWORD_HASHERS = ["tests.conftest.CheapArgon2PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def _real_clock() -> Iterator[None]:
     clock.reset()
@@ -55,7 +72,7 @@ def _audit_tables_flushable() -> Iterator[None]:
 
     original = BaseDatabaseOperations.execute_sql_flush
 
-    def flush(self: BaseDatabaseOperations, sql_list: list[str]) -> None:
+    def flush(self: BaseDatabaseOperations, sql_list: Iterable[str]) -> None:
         with maintenance():
             original(self, sql_list)
 

@@ -7,29 +7,13 @@ import re
 from typing import Any
 
 import pytest
-from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.test import Client
-from pytest_django.fixtures import Settings as SettingsWrapper
 
 from tests.conftest import PASSWORD, make_staff
 from yakuba.audit.models import AuditEntry
 from yakuba.audit.record import Actor
 from yakuba.directory.actions.staff import do_grant_role
 from yakuba.directory.models import Department, Role, User
-
-
-class CheapArgon2PasswordHasher(Argon2PasswordHasher):
-    """Argon2 with the lowest cost, for tests only: the production parameters (100 MiB,
-    parallelism 8) take a good part of a second per sign-in on a shared 2-core machine."""
-
-    time_cost = 1
-    memory_cost = 1024
-    parallelism = 1
-
-
-@pytest.fixture(autouse=True)
-def _cheap_argon2(settings: SettingsWrapper) -> None:
-    settings.PASSWORD_HASHERS = ["tests.auth.conftest.CheapArgon2PasswordHasher"]
 
 
 def sign_in(

@@ -198,12 +198,6 @@ def send_from_another_process(env: dict[str, str], event: dict[str, Any], *users
     )
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings: SettingsWrapper) -> None:
-    """These tests sign in a lot and test no password hashing: skip Argon2's 100 MiB."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def memory_bus(settings: SettingsWrapper) -> None:
     """The embedded tier's bus, whatever the developer's environment says."""

@@ -78,8 +78,9 @@ def run_job(job: Job) -> None:
 
 def run_due_periodic(last_run: dict[str, float]) -> None:
     for periodic in PERIODIC.values():
-        due_at = last_run.get(periodic.name, 0.0) + periodic.every.total_seconds()
-        if time.monotonic() >= due_at:
+        last = last_run.get(periodic.name)
+        # A job this worker has not run yet is due at once (e.g. after a restart).
+        if last is None or time.monotonic() >= last + periodic.every.total_seconds():
             last_run[periodic.name] = time.monotonic()
             try:
                 periodic.function()
