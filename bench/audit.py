@@ -154,6 +154,19 @@ ACTIONS = [
 NAMES = ["青木 愛", "坂東 歩", "千葉 茶太郎", "土井 大輔", "江藤 恵美", "福田 翔"]
 
 
+INSERT_ENTRY = (
+    "INSERT INTO audit_auditentry (id, occurred_at, actor_kind, actor_id, actor_label, action, "
+    "target_type, target_id, target_label, details, source_ip) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_SEAL = (
+    "INSERT INTO audit_auditseal (seq, entry_id, prev_hash, hash, sealed_at) VALUES (?,?,?,?,?)"
+)
+INSERT_CHECKPOINT = (
+    "INSERT INTO audit_auditcheckpoint (seq, hash, created_at, key_fingerprint, public_key, "
+    "signature) VALUES (?,?,?,?,?,?)"
+)
+
+
 def build_verify_file(count: int) -> None:
     """Fill the migrated file with ``count`` entries and their seals, fast: raw
     sqlite3 bulk inserts, hashes computed with the chain's own functions."""
@@ -198,17 +211,17 @@ def build_verify_file(count: int) -> None:
             )
             entries.append(row)
             fields = (row[0], stored_time.replace(" ", "T") + "Z", *row[2:])
-            previous, head = head, entry_hash(head, store.canonical_of(fields))  # type: ignore[arg-type]
+            previous, head = head, entry_hash(head, store.canonical_of(fields))
             seals.append((entry_id, entry_id, previous, head, stored_time))
         with db:
-            db.executemany("INSERT INTO audit_auditentry (id, occurred_at, actor_kind, actor_id, actor_label, action, target_type, target_id, target_label, details, source_ip) VALUES (?,?,?,?,?,?,?,?,?,?,?)", entries)
-            db.executemany("INSERT INTO audit_auditseal (seq, entry_id, prev_hash, hash, sealed_at) VALUES (?,?,?,?,?)", seals)
+            db.executemany(INSERT_ENTRY, entries)
+            db.executemany(INSERT_SEAL, seals)
             db.execute("DELETE FROM audit_auditpending")
             stamp = seals[-1][4].replace(" ", "T") + "Z"
             last_seq = seals[-1][0]
             signature = keys.sign(key, keys.checkpoint_fields(last_seq, head, stamp, fingerprint))
             db.execute(
-                "INSERT INTO audit_auditcheckpoint (seq, hash, created_at, key_fingerprint, public_key, signature) VALUES (?,?,?,?,?,?)",
+                INSERT_CHECKPOINT,
                 (last_seq, head, seals[-1][4], fingerprint, public, signature),
             )
     db.close()

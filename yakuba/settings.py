@@ -299,6 +299,8 @@ DEFAULT_FROM_EMAIL = env.str("YAKUBA_MAIL_FROM", "yakuba@localhost")
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# A failed CSRF check (often a form left open past the session) gets a Japanese page.
+CSRF_FAILURE_VIEW = "yakuba.web.errors.csrf_failure"
 
 LOGGING = {
     "version": 1,

@@ -197,3 +197,19 @@ def test_it_answers_a_wrong_method_in_the_one_format(alice: User) -> None:
     response = signed_in(alice).delete("/api/me")
     assert_error(response, 405, "method_not_allowed")
     assert response["Allow"] == "GET"
+
+
+def test_it_lists_a_page_of_staff_in_three_queries_however_many(
+    alice: User, ward: dict[str, Department], django_assert_num_queries: Any
+) -> None:
+    for number in range(30001, 30013):
+        make_staff(f"u{number}", "佐藤", str(number), ward["koseki"], number=str(number))
+    client = signed_in(alice)
+    client.get("/api/me")  # the session's first request may refresh it
+    # 1. the session  2. the signed-in user  3. the page of staff with their 所属 chain
+    with django_assert_num_queries(3):
+        page = body(client.get("/api/staff?limit=10"))
+    assert len(page["items"]) == 10
+    # The same three for the department tree.
+    with django_assert_num_queries(3):
+        body(client.get("/api/departments"))

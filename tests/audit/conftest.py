@@ -4,8 +4,9 @@ real action, and an "attacker" who can switch the database's refusals off."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -84,6 +85,6 @@ def as_attacker() -> Iterator[None]:
     yield
 
 
-def run_sql(sql: str, params: list[object] | None = None) -> None:
+def run_sql(sql: str, params: Sequence[Any] = ()) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(sql, params or [])
+        cursor.execute(sql, list(params))

@@ -67,8 +67,17 @@ def test_it_verifies_an_export_offline_without_any_database(export_file: Path) -
         "YAKUBA_AUDIT_SIGNING_KEY": "",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "yakuba.cli", "audit", "verify", "--file", str(export_file),
-         "--public-key", PUBLIC_KEY],
+        [
+            sys.executable,
+            "-m",
+            "yakuba.cli",
+            "audit",
+            "verify",
+            "--file",
+            str(export_file),
+            "--public-key",
+            PUBLIC_KEY,
+        ],
         env=environment,
         capture_output=True,
         text=True,

@@ -52,9 +52,7 @@ def test_it_warns_when_no_signing_key_is_configured(db: None) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_keeps_one_chain_with_concurrent_writers_and_sealers(
-    alice: User, bob: User
-) -> None:
+def test_it_keeps_one_chain_with_concurrent_writers_and_sealers(alice: User, bob: User) -> None:
     """Two writers commit actions while two sealers seal; every entry gets exactly one
     seal and the seals form one chain 1..N."""
     errors: list[BaseException] = []

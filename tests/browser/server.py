@@ -32,6 +32,8 @@ def running_server(*, startup_timeout: float = 20.0) -> Iterator[str]:
         ws="websockets-sansio",
         ws_ping_interval=None,
         access_log=False,
+        # Open WebSockets (every signed-in page has one) must not hold up the stop.
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(

@@ -48,3 +48,24 @@ def test_it_delivers_events_to_the_page_and_resumes_after_it_was_away(
     notify(alice, 4)
     page.wait_for_function("window.received.length >= 3")
     assert received(page) == [2, 3, 4]
+
+
+def test_it_shows_the_sign_in_page_on_every_terminal_after_signing_out_everywhere(
+    page: Any, chromium: Any, live_url: str, alice: User
+) -> None:
+    sign_in(page, "alice")
+    page.wait_for_selector("body[data-realtime-state=ready]")
+    other = chromium.new_context(
+        viewport={"width": 1366, "height": 768}, locale="ja-JP", base_url=live_url
+    )
+    try:
+        second = other.new_page()
+        sign_in(second, "alice")
+        second.goto("/account/")
+        second.get_by_role("button", name="すべての端末からサインアウト").click()
+        second.wait_for_url("**/login/**")
+    finally:
+        other.close()
+    # The first terminal's socket is closed with 4401 and the page reloads to sign-in.
+    page.wait_for_url("**/login/**")
+    assert page.get_by_role("button", name="サインイン").is_visible()

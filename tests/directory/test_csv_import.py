@@ -282,3 +282,32 @@ def test_it_refuses_usernames_that_would_collide(ward, gina, tmp_path):
         "4行目: ユーザー名 50003 が3行目と重複しています",
     ]
     assert_nothing_imported()
+
+
+def test_people_whose_department_changed_are_told_in_real_time(alice, bob, tmp_path):
+    from yakuba.realtime.models import UserEvent
+
+    text = staff_csv(
+        "10001,青木,愛,あおき,あい,210,,,,,在職\n10002,坂東,歩,ばんどう,あゆむ,111,主任,,,,在職"
+    )
+
+    import_file("import_staff", write_csv(tmp_path, text))
+
+    events = [(e.user_id, e.payload) for e in UserEvent.objects.all()]
+    assert events == [(alice.pk, {"type": "directory", "op": "memberships_changed"})]
+
+
+# The command closes the database connections when it ends, as from a shell: only a
+# test whose data is committed survives that.
+@pytest.mark.django_db(transaction=True)
+def test_the_yakuba_command_takes_dashed_names(ward, tmp_path, capsys):
+    from yakuba.cli import main
+
+    path = write_csv(tmp_path, staff_csv(GOOD_ROWS), encoding="cp932")
+
+    main(["import-staff", str(path), "--encoding", "cp932"])
+    main(["export-staff"])
+
+    out = capsys.readouterr().out
+    assert "新規 3 件" in out
+    assert "50002,川口,花子,かわぐち,はなこ,210,係長,2210,,110;111,在職,,50002" in out

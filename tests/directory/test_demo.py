@@ -99,3 +99,12 @@ def test_the_department_list_has_unique_codes_and_parents_first():
     for record in records:
         assert not record.parent_code or record.parent_code in seen
         seen.add(record.code)
+
+
+def test_a_second_demo_run_reads_in_a_few_queries(db, django_assert_max_num_queries):
+    run_command("demo", "--staff", "200")
+
+    # Departments, staff, 兼務, users, roles, the named accounts and guests are each read
+    # in one query or a few; nothing is read per person.
+    with django_assert_max_num_queries(20):
+        run_command("demo", "--staff", "200")

@@ -13,6 +13,7 @@ from tests.conftest import make_staff
 from tests.directory.conftest import run_command, write_csv
 from yakuba.audit.models import AuditEntry
 from yakuba.audit.record import Actor
+from yakuba.directory.access import members_of_departments
 from yakuba.directory.actions.staff import do_apply_transfer_batch
 from yakuba.directory.models import ConcurrentPost, StaffProfile, TransferBatch, User
 from yakuba.lib import clock
@@ -92,6 +93,9 @@ def test_it_applies_a_batch_on_its_date_and_not_before(alice, bob, charlie, tmp_
     ).exists()
     event = {"type": "directory", "op": "transfers_applied", "batch_id": batch.pk}
     assert transfer_events() == [(alice.pk, event), (bob.pk, event)]
+    # Department channels follow primary posts and 兼務 (retired people leave them).
+    assert set(members_of_departments(["210"])) == {alice, charlie}
+    assert set(members_of_departments(["111"])) == {alice}
 
 
 def test_it_applies_a_batch_only_once(alice, tmp_path):

@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import httpx
 import redis
 from django.db import transaction
 from pytest_django.fixtures import Settings as SettingsWrapper
@@ -74,6 +75,31 @@ def test_it_delivers_between_two_worker_processes_sharing_redis(
         assert bob_ws.next() == {"id": 2, "event": note(2)}
         alice_ws.assert_nothing_pending()
         alice_too.assert_nothing_pending()
+
+
+def test_it_closes_a_socket_on_one_worker_when_the_session_ends_on_another(
+    transactional_db: None, alice: User, redis_url: str, redis_prefix: str
+) -> None:
+    """Sign-out is an action run by worker 2; the socket of that session is on worker 1."""
+    cookie = session_cookie(alice)
+    with server_processes(2, process_env(redis_url, redis_prefix)) as (first, second):
+        ws = open_socket(first.url, cookie=cookie)
+        ws.hello()
+        other_session = open_socket(first.url, cookie=session_cookie(alice))
+        other_session.hello()
+        site = f"http://127.0.0.1:{second.port}"
+        with httpx.Client(base_url=site) as browser:
+            csrf = browser.get("/login/").cookies["csrftoken"]
+            signed_out = browser.post(
+                "/logout/",
+                data={"csrfmiddlewaretoken": csrf},
+                headers={"Cookie": f"{cookie}; csrftoken={csrf}", "Origin": site},
+            )
+        assert signed_out.status_code == 302
+        assert ws.next()["event"]["op"] == "ended"
+        assert ws.close_code() == 4401
+        assert other_session.next()["event"]["op"] == "ended"
+        other_session.assert_nothing_pending()
 
 
 def test_it_replays_every_event_missed_while_the_server_was_down_once(

@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 import re
 
@@ -5,6 +6,8 @@ import pytest
 from django.db import DatabaseError
 from django.test import Client, override_settings
 
+from yakuba.directory.models import User
+from yakuba.lib import clock
 from yakuba.tasks.models import Job
 
 # One sample line of the text exposition format: name{labels} value
@@ -91,3 +94,26 @@ def test_it_includes_snapshots_of_other_parts(
     text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
     assert "yakuba_audit_entries 12" in text
     assert "yakuba_audit_seal_lag_seconds 0.5" in text
+
+
+def test_it_reports_the_audit_seal_lag_from_the_tables(
+    client: Client, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    from yakuba.audit.record import record_denial
+    from yakuba.audit.sealer import seal_pending
+
+    # As long as the audit app offers no snapshot() of its own.
+    monkeypatch.setitem(sys.modules, "yakuba.audit.metrics", types.ModuleType("empty"))
+    with clock.frozen_at(dt.datetime(2025, 4, 1, 9, 0, tzinfo=dt.UTC)):
+        record_denial(actor=alice, what="test")
+    with clock.frozen_at(dt.datetime(2025, 4, 1, 9, 0, 5, tzinfo=dt.UTC)):
+        text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert "yakuba_audit_unsealed_entries 1" in text
+    assert "yakuba_audit_seal_lag_seconds 5.0" in text
+    seal_pending()
+    text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert "yakuba_audit_unsealed_entries 0" in text
+    assert "yakuba_audit_seal_lag_seconds 0.0" in text

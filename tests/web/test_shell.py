@@ -137,3 +137,14 @@ def test_it_keeps_every_asset_local_and_the_shell_light(alice: User) -> None:
         assert response.status_code == 200, f"{asset} is missing: run `make frontend`"
         total += len(b"".join(response) if response.streaming else response.content)
     assert total < 100_000
+
+
+def test_it_explains_a_refused_form_in_japanese(alice: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post("/logout/")  # a form posted without its CSRF token
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "送信を受け付けられませんでした" in page
+    assert "再読み込み" in page
+    assert "CSRF verification failed" not in page

@@ -109,9 +109,9 @@ class Segment:
     hashes_at: dict[int, str] = field(default_factory=dict)
 
 
-# One seal as the fast checker reads it: (seq, prev_hash, hash, entry_id, canonical
-# JSON of its entry or None when the entry row is gone).
-SealRow = tuple[int, str, str, int, str | None]
+# One seal as the checker reads it: (seq, prev_hash, hash, entry_id, the UTF-8 bytes
+# its hash covers, i.e. prev_hash + canonical JSON, or None when the entry is gone).
+SealRow = tuple[int, str, str, int, bytes | None]
 Recheck = Callable[[int], str | None]
 
 
@@ -136,7 +136,7 @@ def check_segment(
     expected_seq = first_seq
     last = prev_hash
     count = 0
-    for seq, prev, stored, entry_id, canonical in rows:
+    for seq, prev, stored, entry_id, preimage in rows:
         if seq != expected_seq:
             segment.problem = _gap(expected_seq, seq, entry_id)
             break
@@ -151,12 +151,12 @@ def check_segment(
                 "and the chain re-linked)",
             )
             break
-        if canonical is None:
+        if preimage is None:
             segment.problem = Problem(
                 seq, entry_id, "the entry was deleted (its seal remains, its row is gone)"
             )
             break
-        if sha256((prev + canonical).encode()).hexdigest() != stored:
+        if sha256(preimage).hexdigest() != stored:
             exact = recheck(entry_id) if recheck is not None else None
             if exact is None or entry_hash(prev, exact) != stored:
                 segment.problem = Problem(

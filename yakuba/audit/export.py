@@ -83,9 +83,7 @@ def write_export(out: IO[str], start: dt.datetime, end: dt.datetime) -> ExportSu
         return ExportSummary(0, 1, 0, 0)
     anchor = AuditPruneAnchor.objects.filter(seq__lt=low).order_by("-seq").first()
     floor = anchor.seq if anchor else 0
-    before = (
-        AuditCheckpoint.objects.filter(seq__lt=low, seq__gte=floor).order_by("-seq").first()
-    )
+    before = AuditCheckpoint.objects.filter(seq__lt=low, seq__gte=floor).order_by("-seq").first()
     closing = AuditCheckpoint.objects.filter(seq__gte=high).order_by("seq").first()
     if closing is None:
         closing = do_make_checkpoint(actor=command_actor())
@@ -119,7 +117,7 @@ def write_export(out: IO[str], start: dt.datetime, end: dt.datetime) -> ExportSu
         )
         while rows := cursor.fetchmany(2000):
             for row in rows:
-                entry = entry_dict(tuple(row[4:]))  # type: ignore[arg-type]  # DB row
+                entry = entry_dict(tuple(row[4:]))
                 inside = window[0] <= entry["occurred_at"] < window[1]
                 in_range += inside
                 out.write(
@@ -311,7 +309,9 @@ def _check_seal(
         )
     if line["prev_hash"] != last_hash:
         raise _Broken(
-            Problem(seq, entry_id, f"line {number}: the chain link is broken (reordered or removed)")
+            Problem(
+                seq, entry_id, f"line {number}: the chain link is broken (reordered or removed)"
+            )
         )
     if not isinstance(entry, dict) or set(entry) != set(ENTRY_KEYS):
         raise _Broken(Problem(seq, entry_id, f"line {number}: the entry is malformed"))
@@ -325,12 +325,14 @@ def _check_seal(
 
 
 def _check_ends(
-    start: dict[str, Any], signed: dict[int, str], last_seq: int, last_hash: str, header: dict[str, Any]
+    start: dict[str, Any],
+    signed: dict[int, str],
+    last_seq: int,
+    last_hash: str,
+    header: dict[str, Any],
 ) -> None:
     if start["kind"] != "genesis" and signed.get(int(start["seq"])) != start["hash"]:
-        raise _Broken(
-            Problem(int(start["seq"]), None, "the export's starting point is not signed")
-        )
+        raise _Broken(Problem(int(start["seq"]), None, "the export's starting point is not signed"))
     if start["kind"] == "genesis" and (start["seq"] != 0 or start["hash"] != GENESIS_HASH):
         raise _Broken(Problem(0, None, "the export claims a genesis start that is not one"))
     if header.get("last_seq") is not None and last_seq != int(header["last_seq"]):

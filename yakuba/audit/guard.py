@@ -38,9 +38,7 @@ def maintenance() -> Iterator[None]:
 
 def _register_function(sender: Any, connection: Any, **kwargs: Any) -> None:
     if connection.vendor == "sqlite":
-        connection.connection.create_function(
-            "yakuba_audit_maintenance", 0, _maintenance_enabled
-        )
+        connection.connection.create_function("yakuba_audit_maintenance", 0, _maintenance_enabled)
 
 
 def install() -> None:

@@ -10,6 +10,7 @@ Signing and signature checks need no database, so offline verification uses them
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -63,9 +64,7 @@ def parse_public_key(text: str) -> str:
 
 
 def public_hex(key: Ed25519PrivateKey) -> str:
-    raw = key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return raw.hex()
 
 
@@ -112,10 +111,9 @@ def _generate(path: Path) -> None:
             out.write(pem)
             out.flush()
             os.fsync(out.fileno())
-        try:
+        # If another process won the race, its key stays and is used.
+        with contextlib.suppress(FileExistsError):
             os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process won the race; use its key
     finally:
         temporary.unlink(missing_ok=True)
 

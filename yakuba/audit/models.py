@@ -133,7 +133,9 @@ class AuditSeal(models.Model):
     id is taken before its transaction commits.  Only ever inserted.
     """
 
-    seq = models.BigIntegerField("連番", unique=True)
+    # The seq is the key: SQLite then stores seals in chain order, and verification
+    # reads them with a plain table scan.
+    seq = models.BigIntegerField("連番", primary_key=True)
     entry = models.OneToOneField(
         AuditEntry, verbose_name="監査ログ", on_delete=models.PROTECT, related_name="seal"
     )

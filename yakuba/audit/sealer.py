@@ -101,9 +101,9 @@ def _seal_batch(limit: int) -> int:
             seals,
         )
         if len(seals) != len(pending):
-            log.error("audit entries %s were queued but are missing", set(pending) - {
-                s[1] for s in seals
-            })
+            log.error(
+                "audit entries %s were queued but are missing", set(pending) - {s[1] for s in seals}
+            )
         marks = ", ".join(["%s"] * len(pending))
         cursor.execute(
             f"DELETE FROM audit_auditpending WHERE entry_id IN ({marks})",  # noqa: S608

@@ -15,15 +15,13 @@ from typing import Any
 from yakuba.audit.chain import EntryFields, SealRow, canonical_json, entry_dict
 
 
-
 def time_text(vendor: str, column: str) -> str:
     """SQL that renders a datetime column in the chain's time format."""
     if vendor == "sqlite":
         # Django stores "YYYY-MM-DD HH:MM:SS[.ffffff]" (naive UTC) in SQLite.
         return (
-            f"substr({column}, 1, 10) || 'T' || substr({column}, 12, 8) || "
-            f"CASE WHEN length({column}) > 19 THEN substr({column}, 20, 7) "
-            "ELSE '.000000' END || 'Z'"
+            f"CASE length({column}) WHEN 26 THEN replace({column}, ' ', 'T') || 'Z' "
+            f"WHEN 19 THEN replace({column}, ' ', 'T') || '.000000Z' ELSE {column} END"
         )
     return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
@@ -32,17 +30,24 @@ _TIME = {vendor: time_text(vendor, "e.occurred_at") for vendor in ("sqlite", "po
 _DETAILS = {"sqlite": "e.details", "postgresql": "e.details::text"}
 _IP = {"sqlite": "e.source_ip", "postgresql": "host(e.source_ip)"}
 
-# SQLite builds the canonical JSON itself (json_quote escapes as Python's encoder does
-# for ordinary text, and details are stored canonical).  Any row where the two differ
-# is rechecked the exact way before it is called broken, so this is only a fast path.
-_SQLITE_CANONICAL = (
-    "'{\"action\":' || json_quote(e.action) || ',\"actor_id\":' || "
-    "COALESCE(e.actor_id, 'null') || ',\"actor_kind\":' || json_quote(e.actor_kind) || "
-    "',\"actor_label\":' || json_quote(e.actor_label) || ',\"details\":' || e.details || "
-    "',\"id\":' || e.id || ',\"occurred_at\":\"' || " + _TIME["sqlite"] + " || '\"' || "
-    "',\"source_ip\":' || json_quote(e.source_ip) || ',\"target_id\":' || "
-    "json_quote(e.target_id) || ',\"target_label\":' || json_quote(e.target_label) || "
-    "',\"target_type\":' || json_quote(e.target_type) || '}'"
+# SQLite builds the canonical JSON itself: json_object() writes compact JSON with the
+# keys in the order given (sorted here) and escapes strings as Python's encoder does
+# for ordinary text; details are stored canonical.  The hash input (prev_hash, then
+# the JSON) comes back as bytes, ready for SHA-256.  A row whose fast text differs
+# from the exact canonical form is rechecked the exact way before it is called
+# broken, so this is only a fast path; and as SQLite escapes every string, no field's
+# content can pass for another's.
+_SQLITE_PREIMAGE = (
+    "CASE WHEN e.id IS NULL THEN NULL ELSE CAST(s.prev_hash || json_object("
+    "'action', e.action, 'actor_id', e.actor_id, 'actor_kind', e.actor_kind, "
+    "'actor_label', e.actor_label, 'details', json(e.details), 'id', e.id, "
+    "'occurred_at', " + _TIME["sqlite"] + ", 'source_ip', e.source_ip, "
+    "'target_id', e.target_id, 'target_label', e.target_label, "
+    "'target_type', e.target_type) AS BLOB) END"
+)
+_SEALS = (
+    "FROM audit_auditseal s LEFT JOIN audit_auditentry e ON e.id = s.entry_id "
+    "WHERE s.seq BETWEEN %s AND %s ORDER BY s.seq"
 )
 
 
@@ -65,7 +70,7 @@ def fetch_entries(cursor: Any, vendor: str, ids: Sequence[int]) -> list[EntryFie
         f"WHERE e.id IN ({marks}) ORDER BY e.id",
         list(ids),
     )
-    return [tuple(row) for row in cursor.fetchall()]  # type: ignore[misc]  # DB-API rows
+    return [tuple(row) for row in cursor.fetchall()]
 
 
 def canonical_of(fields: EntryFields) -> str:
@@ -73,39 +78,31 @@ def canonical_of(fields: EntryFields) -> str:
 
 
 def stream_seals(
-    connection: Any, vendor: str, low: int, high: int, *, raw_sqlite: bool
+    connection: Any, vendor: str, low: int, high: int, *, raw_sqlite: bool, fast: bool = True
 ) -> Iterator[SealRow]:
-    """Seals with ``low <= seq <= high`` in seq order, each with its entry's canonical
-    JSON (None when the entry row is missing).  ``connection`` is a DB-API connection."""
+    """Seals with ``low <= seq <= high`` in seq order, each with the bytes its hash
+    covers (prev_hash + canonical JSON; None when the entry row is missing).
+    ``connection`` is a DB-API connection; ``fast`` lets SQLite build the JSON."""
     cursor = connection.cursor()
-    if vendor == "sqlite":
-        cursor.execute(
-            placeholders(
-                f"SELECT s.seq, s.prev_hash, s.hash, s.entry_id, {_SQLITE_CANONICAL} "  # noqa: S608
-                "FROM audit_auditseal s LEFT JOIN audit_auditentry e ON e.id = s.entry_id "
-                "WHERE s.seq BETWEEN %s AND %s ORDER BY s.seq",
-                raw_sqlite,
-            ),
-            (low, high),
-        )
+    if vendor == "sqlite" and fast:
+        sql = f"SELECT s.seq, s.prev_hash, s.hash, s.entry_id, {_SQLITE_PREIMAGE} {_SEALS}"
+        cursor.execute(placeholders(sql, raw_sqlite), (low, high))
         yield from cursor
         return
-    cursor.execute(
-        f"SELECT s.seq, s.prev_hash, s.hash, s.entry_id, {entry_columns(vendor)} "  # noqa: S608
-        "FROM audit_auditseal s LEFT JOIN audit_auditentry e ON e.id = s.entry_id "
-        "WHERE s.seq BETWEEN %s AND %s ORDER BY s.seq",
-        (low, high),
-    )
+    sql = f"SELECT s.seq, s.prev_hash, s.hash, s.entry_id, {entry_columns(vendor)} {_SEALS}"
+    cursor.execute(placeholders(sql, raw_sqlite), (low, high))
     while rows := cursor.fetchmany(5000):
         for row in rows:
-            fields = row[4:]
-            yield (
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                None if fields[0] is None else canonical_of(tuple(fields)),  # type: ignore[arg-type]
-            )
+            yield (row[0], row[1], row[2], row[3], _preimage(row[1], row[4:]))
+
+
+def _preimage(prev_hash: str, fields: Sequence[Any]) -> bytes | None:
+    if fields[0] is None:
+        return None
+    try:
+        return (prev_hash + canonical_of(tuple(fields))).encode()
+    except (TypeError, ValueError):
+        return b"(malformed entry)"
 
 
 def recheck_entry(connection: Any, vendor: str, entry_id: int, *, raw_sqlite: bool) -> str | None:
@@ -122,7 +119,7 @@ def recheck_entry(connection: Any, vendor: str, entry_id: int, *, raw_sqlite: bo
     if row is None:
         return None
     try:
-        return canonical_of(tuple(row))  # type: ignore[arg-type]  # DB-API row
+        return canonical_of(tuple(row))
     except (TypeError, ValueError):
         return None
 

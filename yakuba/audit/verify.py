@@ -110,11 +110,11 @@ def _signature_problems(
             before=fmt(anchor.before),
             max_entry_id=anchor.max_entry_id,
         )
-        what = _signature_fault(anchor.public_key, anchor.key_fingerprint, fields, anchor.signature, trusted)
+        what = _signature_fault(
+            anchor.public_key, anchor.key_fingerprint, fields, anchor.signature, trusted
+        )
         if what:
-            anchor_problems.append(
-                Problem(anchor.seq, None, f"prune anchor #{anchor.pk}: {what}")
-            )
+            anchor_problems.append(Problem(anchor.seq, None, f"prune anchor #{anchor.pk}: {what}"))
     problems = []
     for checkpoint in checkpoints:
         fields = keys.checkpoint_fields(
@@ -226,16 +226,28 @@ def _check_chain(low: int, high: int, prev: str, wanted: set[int], jobs: int) ->
 
 
 def _check_range(
-    raw: Any, vendor: str, low: int, high: int, prev: str | None, wanted: set[int], *, raw_sqlite: bool
+    raw: Any,
+    vendor: str,
+    low: int,
+    high: int,
+    prev: str | None,
+    wanted: set[int],
+    *,
+    raw_sqlite: bool,
 ) -> Segment:
-    rows = store.stream_seals(raw, vendor, low, high, raw_sqlite=raw_sqlite)
-    return check_segment(
-        rows,
-        first_seq=low,
-        prev_hash=prev,
-        wanted=wanted,
-        recheck=lambda entry_id: store.recheck_entry(raw, vendor, entry_id, raw_sqlite=raw_sqlite),
-    )
+    def recheck(entry_id: int) -> str | None:
+        return store.recheck_entry(raw, vendor, entry_id, raw_sqlite=raw_sqlite)
+
+    def check(fast: bool) -> Segment:
+        rows = store.stream_seals(raw, vendor, low, high, raw_sqlite=raw_sqlite, fast=fast)
+        return check_segment(rows, first_seq=low, prev_hash=prev, wanted=wanted, recheck=recheck)
+
+    try:
+        return check(fast=True)
+    except sqlite3.Error:
+        # SQLite's json() refuses details that are not JSON at all (a row changed by
+        # someone who also dropped the column's CHECK): the exact path reports it.
+        return check(fast=False)
 
 
 def _check_range_in_child(

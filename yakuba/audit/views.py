@@ -74,7 +74,7 @@ def _context(form: AuditSearchForm, page: Any, query: str) -> dict[str, Any]:
 
 @login_required
 @require_GET
-def export_csv(request: HttpRequest) -> HttpResponse:
+def export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     access_audit_log(request.user, what="audit.export")
     form = AuditSearchForm(request.GET)
     if not form.is_valid():

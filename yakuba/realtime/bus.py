@@ -24,6 +24,7 @@ import collections
 import concurrent.futures
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -283,7 +284,6 @@ class RedisBus(Bus):
 
     async def _subscriber(self) -> None:
         backoff = 0.05
-        first = True
         while True:
             pubsub = self._client.pubsub()
             try:
@@ -296,10 +296,10 @@ class RedisBus(Bus):
                         self._subscribed.set()
                         metrics.inc("yakuba_realtime_subscriptions_total")
                         backoff = 0.05
-                        if not first:
-                            # Anything published while we were away is only in the database.
-                            local_sockets.catch_up_all()
-                        first = False
+                        # Anything published while no subscription was up (Redis away, or
+                        # a socket that stopped waiting for the first one) is only in the
+                        # database.
+                        local_sockets.catch_up_all()
                     elif message["type"] == "message":
                         self._dispatch(message["data"])
             except asyncio.CancelledError:
@@ -424,6 +424,16 @@ def get_bus() -> Bus:
     if old is not None:
         old[1].close()
     return bus
+
+
+def _forget_after_fork() -> None:
+    """A forked child has none of the parent's threads or sockets: start afresh."""
+    global _bus, _bus_lock, local_sockets
+    _bus, _bus_lock = None, threading.Lock()
+    local_sockets = LocalSockets()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def publish(event: dict[str, Any], deliveries: Deliveries) -> None:

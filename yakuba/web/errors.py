@@ -29,6 +29,14 @@ def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return _page(request, "web/errors/403.html", 403)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """403 for a form whose CSRF token failed (``CSRF_FAILURE_VIEW``): usually a page left
+    open past the session's end.  Says what to do; never shows Django's English page."""
+    if _is_api(request):
+        return error_response(403, "csrf_failed")
+    return _page(request, "web/errors/csrf.html", 403)
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """404: says the page does not exist, never echoes the path."""
     if _is_api(request):

@@ -17,11 +17,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Max, Min
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from yakuba.audit.models import AuditEntry, AuditPending
+from yakuba.lib import clock
 from yakuba.web.metrics import PROCESS_START_TIME, responses_by_class
 
 logger = logging.getLogger(__name__)
@@ -98,7 +100,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
         "Background jobs by status (queued, running, failed).",
         [({"status": status}, count) for status, count in _job_counts().items()],
     )
-    _snapshot(lines, "yakuba_audit", "yakuba.audit.metrics")
+    if not _snapshot(lines, "yakuba_audit", "yakuba.audit.metrics"):
+        _audit_fallback(lines)
     _snapshot(lines, "yakuba_realtime", "yakuba.realtime.metrics")
     return HttpResponse("\n".join(lines) + "\n", content_type=PROMETHEUS_CONTENT_TYPE)
 
@@ -123,19 +126,45 @@ def _job_counts() -> dict[str, int]:
     return counts
 
 
-def _snapshot(lines: list[str], prefix: str, module: str) -> None:
+def _audit_fallback(lines: list[str]) -> None:
+    """The audit log's size and seal lag read from its tables, for as long as the audit
+    app has no ``metrics.snapshot()`` of its own.  Three primary-key lookups."""
+    last_id = AuditEntry.objects.aggregate(last=Max("pk"))["last"] or 0
+    pending = AuditPending.objects.aggregate(n=Count("pk"), oldest=Min("entry_id"))
+    oldest = None
+    if pending["oldest"] is not None:
+        entry = AuditEntry.objects.filter(pk=pending["oldest"]).values_list("occurred_at")
+        oldest = entry.first()
+    lag = max(0.0, (clock.now() - oldest[0]).total_seconds()) if oldest is not None else 0.0
+    _gauge(lines, "yakuba_audit_last_entry_id", "Id of the newest audit entry.", [({}, last_id)])
+    _gauge(
+        lines,
+        "yakuba_audit_unsealed_entries",
+        "Committed audit entries not yet chained by the sealer.",
+        [({}, int(pending["n"]))],
+    )
+    _gauge(
+        lines,
+        "yakuba_audit_seal_lag_seconds",
+        "Age of the oldest committed entry still waiting for its seal (0 when none).",
+        [({}, lag)],
+    )
+
+
+def _snapshot(lines: list[str], prefix: str, module: str) -> bool:
     """Each number in ``module.snapshot()`` as a gauge ``prefix_<key>``.  A value that is
-    a mapping of label → number becomes one series per label (label name ``key``)."""
+    a mapping of label → number becomes one series per label (label name ``key``).
+    False when the module has no ``snapshot``."""
     try:
         snapshot = _optional_callable(module, "snapshot")
         if snapshot is None:
-            return
+            return False
         values = snapshot()
     except Exception:
         logger.exception("metrics: %s.snapshot() failed", module)
-        return
+        return True
     if not isinstance(values, Mapping):
-        return
+        return True
     for key, value in sorted(values.items()):
         key_name = _metric_name(str(key))
         name = key_name if key_name.startswith(f"{prefix}_") else f"{prefix}_{key_name}"
@@ -152,6 +181,7 @@ def _snapshot(lines: list[str], prefix: str, module: str) -> None:
                 if isinstance(number, int | float)
             ]
             _family(lines, name, kind, f"{module}: {key}", series)
+    return True
 
 
 def _optional_callable(module: str, name: str) -> Callable[[], Any] | None:

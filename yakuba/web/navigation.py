@@ -40,9 +40,10 @@ def _audit_items(request: HttpRequest) -> list[NavItem]:
     """監査ログ検索, for auditors and IT administrators only."""
     from yakuba.audit.access import can_read_audit_log
 
-    if not can_read_audit_log(request.user):  # type: ignore[arg-type]  # authenticated here
+    if not can_read_audit_log(request.user):
         return []
     return [NavItem(_("監査ログ"), _url("audit:search"), "audit")]
+
 
 def _url(name: str) -> str:
     try:

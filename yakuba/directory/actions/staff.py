@@ -9,7 +9,6 @@ on whose behalf the change is made.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,8 +38,6 @@ from yakuba.directory.models import (
 from yakuba.lib import clock
 from yakuba.realtime.send import send_event_on_commit
 
-log = logging.getLogger(__name__)
-
 Acting = User | Actor
 
 
@@ -52,22 +49,10 @@ def _acting_user(acting: Acting | None) -> User | None:
     return acting if isinstance(acting, User) else None
 
 
-# --- Users: activation ---------------------------------------------------------------
-
-
-def _deactivate_user(user: User, *, acting_user: Acting | None, reason: str) -> None:
-    """Stop ``user`` signing in; the sign-in action also ends their sessions at once."""
-    do_deactivate_user(user, acting_user=acting_user, reason=reason)
-
-
-def _reactivate_user(user: User, *, acting_user: Acting | None, reason: str) -> None:
-    do_reactivate_user(user, acting_user=acting_user, reason=reason)
-
-
 # --- Departments ------------------------------------------------------------------------
 
 
-DEPARTMENT_FIELDS = ("name", "kana", "level", "parent", "sort_order", "is_active")
+DEPARTMENT_FIELDS = ("code", "name", "kana", "level", "parent", "sort_order", "is_active")
 
 
 def do_create_department(
@@ -133,6 +118,7 @@ def _label(value: object) -> object:
 
 
 STAFF_FIELDS = (
+    "employee_number",
     "family_name",
     "given_name",
     "family_kana",
@@ -264,26 +250,14 @@ def _concurrent_codes(staff: StaffProfile) -> list[str]:
     )
 
 
-def do_retire_staff(
-    staff: StaffProfile, *, retired_on: dt.date, acting_user: Acting | None
-) -> None:
-    """退職: status retired, 兼務 ended, and the account can no longer sign in."""
-    with transaction.atomic():
-        _retire(staff, retired_on, acting_user=acting_user)
-        record(
-            AuditAction.STAFF_CHANGED,
-            actor=acting_user,
-            target=staff,
-            details={"changes": {"status": ["active", "retired"]}, "retired_on": str(retired_on)},
-        )
-
-
 def _retire(staff: StaffProfile, retired_on: dt.date, *, acting_user: Acting | None) -> None:
+    """退職: status retired, 兼務 ended, and the account stops at once (audited by the
+    sign-in action as ``USER_DEACTIVATED``).  Runs inside the caller's transaction."""
     staff.status = StaffProfile.Status.RETIRED
     staff.retired_on = retired_on
     staff.save(update_fields=["status", "retired_on"])
     ConcurrentPost.objects.filter(staff=staff).delete()
-    _deactivate_user(staff.user, acting_user=acting_user, reason="retired")
+    do_deactivate_user(staff.user, acting_user=acting_user, reason="retired")
 
 
 # --- Roles ---------------------------------------------------------------------------------
@@ -406,7 +380,7 @@ def do_change_guest_expiry(
         guest.expires_at = expires_at
         guest.save(update_fields=["expires_at"])
         if expires_at > clock.now():
-            _reactivate_user(guest.user, acting_user=acting_user, reason="guest_extended")
+            do_reactivate_user(guest.user, acting_user=acting_user, reason="guest_extended")
         record(
             AuditAction.GUEST_CHANGED,
             actor=acting_user,
@@ -433,8 +407,7 @@ def do_deactivate_expired_guests() -> int:
         ).order_by("pk")
     )
     for user in due:
-        with transaction.atomic():
-            _deactivate_user(user, acting_user=Actor.system("ゲスト期限切れ"), reason="expired")
+        do_deactivate_user(user, acting_user=Actor.system("ゲスト期限切れ"), reason="expired")
     return len(due)
 
 
@@ -461,7 +434,8 @@ def sync_departments(records: Sequence[DepartmentRecord]) -> SyncResult:
     """Upsert departments by code, parents first.  No audit: the caller records one entry
     for the whole file.  Must run inside the caller's transaction."""
     result = SyncResult()
-    by_code = {d.code: d for d in Department.objects.all()}
+    # parent is compared below: fetch it with the row, not one query per department.
+    by_code = {d.code: d for d in Department.objects.select_related("parent")}
     ordered = sorted(records, key=lambda r: csv_io.LEVEL_RANK[Department.Level(r.level)])
     for rec in ordered:
         parent = by_code[rec.parent_code] if rec.parent_code else None
@@ -489,19 +463,25 @@ def sync_departments(records: Sequence[DepartmentRecord]) -> SyncResult:
     return result
 
 
+MEMBERSHIP_FIELDS = {"department", "concurrent_posts", "status"}
+
+
 def sync_staff(records: Sequence[StaffRecord], *, acting_user: Acting | None) -> SyncResult:
     """Upsert staff by 職員番号 in bulk (new people: a User with an unusable password and
     the ``staff`` role).  Retiring someone deactivates their account.  No audit entry of
     its own: the caller records one for the whole batch.  Must run inside a transaction."""
     result = SyncResult()
     departments = {d.code: d for d in Department.objects.all()}
-    existing = {s.employee_number: s for s in StaffProfile.objects.select_related("user")}
+    existing = {
+        s.employee_number: s for s in StaffProfile.objects.select_related("user", "department")
+    }
     posts: dict[int, set[str]] = defaultdict(set)
     for staff_id, code in ConcurrentPost.objects.values_list("staff_id", "department__code"):
         posts[staff_id].add(code)
     fresh = [r for r in records if r.employee_number not in existing]
     _create_staff_in_bulk(fresh, departments)
     result.created = [r.employee_number for r in fresh]
+    moved = []
     for rec in records:
         staff = existing.get(rec.employee_number)
         if staff is None:
@@ -511,6 +491,10 @@ def sync_staff(records: Sequence[StaffRecord], *, acting_user: Acting | None) ->
             result.changed[rec.employee_number] = changed
         else:
             result.unchanged += 1
+        if MEMBERSHIP_FIELDS & set(changed):
+            moved.append(staff.user_id)
+    # Department channels follow 所属 and 兼務: tell the people whose membership changed.
+    send_event_on_commit({"type": "directory", "op": "memberships_changed"}, moved)
     return result
 
 
@@ -628,7 +612,7 @@ def _update_status(staff: StaffProfile, rec: StaffRecord, acting_user: Acting | 
     staff.status = StaffProfile.Status.ACTIVE
     staff.retired_on = None
     staff.save(update_fields=["status", "retired_on"])
-    _reactivate_user(staff.user, acting_user=acting_user, reason="rehired")
+    do_reactivate_user(staff.user, acting_user=acting_user, reason="rehired")
     return ["status"]
 
 

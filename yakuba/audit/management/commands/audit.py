@@ -26,7 +26,7 @@ from yakuba.lib import clock
 class Command(BaseCommand):
     help = "Verify, export, prune, checkpoint and seal the tamper-evident audit log."
     # System checks may read the database; `verify --file` must not touch it at all.
-    requires_system_checks: list[str] = []  # type: ignore[assignment]  # Django types it as a sequence or "__all__"
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True)
