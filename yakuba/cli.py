@@ -15,6 +15,7 @@ ALIASES = {
     "import-departments": "import_departments",
     "export-departments": "export_departments",
     "apply-transfers": "apply_transfers",
+    "invite-guest": "invite_guest",
 }
 
 

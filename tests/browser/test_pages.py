@@ -1,6 +1,6 @@
 """Every page, checked in Chromium: accessibility (JIS X 8341-3:2016 AA, through
 axe-core's WCAG 2.0 A and AA rules) and the closed-network rule (no request leaves the
-server's own origin)."""
+server's own origin, and nothing the pages need is refused by the CSP)."""
 
 from __future__ import annotations
 
@@ -134,7 +134,13 @@ def test_it_never_requests_anything_from_another_host(
         # Runs in Playwright's thread: only record.
         seen.append(request.url)
 
+    def note_refusal(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(message.text)
+
+    refused: list[str] = []
     page.on("request", record)
+    page.on("console", note_refusal)
     # networkidle: also what scripts fetch after the page has loaded.
     checked = walk(page, visits, lambda label: None, wait_until="networkidle")
     for url in list(seen):
@@ -147,3 +153,5 @@ def test_it_never_requests_anything_from_another_host(
     assert any(url.endswith("/static/yakuba/yakuba.css") for url in seen)
     assert any(url.endswith("/static/yakuba/vendor/htmx.min.js") for url in seen)
     assert not foreign, f"requests to other hosts: {foreign}"
+    # Nothing a page needs is refused by the Content-Security-Policy either.
+    assert not refused, f"refused by the Content-Security-Policy: {refused}"

@@ -148,3 +148,12 @@ def test_it_explains_a_refused_form_in_japanese(alice: User) -> None:
     assert "送信を受け付けられませんでした" in page
     assert "再読み込み" in page
     assert "CSRF verification failed" not in page
+
+
+def test_it_tells_the_browser_to_load_nothing_from_elsewhere(client: Client, db: None) -> None:
+    policy = client.get("/login/")["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert directives["script-src"] == "'self'"
+    assert directives["connect-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
