@@ -7,7 +7,8 @@ from django.test import Client, override_settings
 
 from tests.conftest import make_staff
 from yakuba.audit.models import AuditEntry
-from yakuba.directory.models import Department, RoleGrant, User
+from yakuba.directory.actions.staff import do_grant_role, do_set_concurrent_posts
+from yakuba.directory.models import Department, Role, User
 
 
 def body(response: Any) -> dict[str, Any]:
@@ -52,8 +53,8 @@ def test_it_answers_401_in_the_one_format_to_an_anonymous_caller(client: Client,
 
 
 def test_it_tells_alice_who_she_is(alice: User, ward: dict[str, Department]) -> None:
-    with transaction.atomic():
-        RoleGrant.objects.create(user=alice, role="section_head", department=ward["bunsho"])
+    do_grant_role(alice, Role.SECTION_HEAD, department=ward["bunsho"], acting_user=None)
+    do_set_concurrent_posts(alice.staff, [ward["koseki"]], acting_user=None)
     me = body(signed_in(alice).get("/api/me"))
     assert me["name"] == "青木 愛"
     assert me["kind"] == "staff"
@@ -63,6 +64,9 @@ def test_it_tells_alice_who_she_is(alice: User, ward: dict[str, Department]) -> 
         "name": "文書係",
         "full_name": "総務部 総務課 文書係",
     }
+    assert me["concurrent_departments"] == [
+        {"code": "210", "name": "戸籍住民課", "full_name": "区民部 戸籍住民課"}
+    ]
     assert me["roles"] == [{"role": "section_head", "label": "所属長", "department": "111"}]
 
 

@@ -121,3 +121,14 @@ def test_it_refuses_an_export_signed_by_another_key(export_file: Path) -> None:
     other = keys.public_hex(keys.parse_private_key("11" * 32))
     with pytest.raises(CommandError, match="untrusted key"):
         audit("verify", "--file", str(export_file), "--public-key", other)
+
+
+def test_it_exports_to_standard_output(alice: User) -> None:
+    with clock.frozen_at(APRIL):
+        make_activity(alice, 2, prefix="A")
+        out = audit("export", "--from", "2025-04-10", "--to", "2025-04-10")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0]["format"] == "yakuba-audit-export"
+    # The two actions, and the export itself (recorded before it is written).
+    actions = [line["entry"]["action"] for line in lines if line.get("in_range")]
+    assert actions == ["directory.department_created"] * 2 + ["audit.exported"]

@@ -91,3 +91,31 @@ def test_it_keeps_one_chain_with_concurrent_writers_and_sealers(alice: User, bob
     assert seqs == list(range(1, entries + 1))
     assert AuditSeal.objects.values("entry_id").distinct().count() == entries
     assert "audit log OK: 40 seals verified" in audit("verify")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_seals_at_once_when_woken_by_a_commit(alice: User) -> None:
+    """With a prompt sealer in the process, a committed entry is sealed in well under
+    the periodic interval: ``record`` wakes it on commit."""
+    import time
+
+    from yakuba.audit.sealer import run_prompt_sealer
+
+    stop = threading.Event()
+    sealer = threading.Thread(target=run_prompt_sealer, args=(stop,), kwargs={"interval": 30})
+    sealer.start()
+    try:
+        time.sleep(0.2)  # the sealer is waiting, with nothing to do
+        make_activity(alice, 1)
+        deadline = time.monotonic() + 10
+        while not AuditSeal.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert AuditSeal.objects.count() == 1
+        assert time.monotonic() < deadline - 5
+    finally:
+        stop.set()
+        from yakuba.audit.sealer import wake
+
+        wake()
+        sealer.join(timeout=10)
+    assert not sealer.is_alive()

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from tests.auth.conftest import audit_actions, session_key, sign_in
@@ -243,3 +243,27 @@ def test_it_refuses_a_password_change_with_the_wrong_current_one(
     assert response.status_code == 400
     assert "現在のパスワードが違います。" in response.content.decode()
     assert sign_in(Client(), "alice")["Location"] == "/"
+
+
+@override_settings(LOCKOUT_THRESHOLD=2)
+def test_it_counts_wrong_current_passwords_towards_the_lockout(client: Client, alice: User) -> None:
+    """The password page must not let a borrowed session guess the password forever."""
+    sign_in(client, "alice")
+    fields = {
+        "new_password": "a-new-long-passphrase-7",
+        "new_password_again": "a-new-long-passphrase-7",
+    }
+    for guess in ("guess-1", "guess-2"):
+        response = client.post("/account/password/", {"current_password": guess, **fields})
+        assert "現在のパスワードが違います。" in response.content.decode()
+    response = client.post("/account/password/", {"current_password": PASSWORD, **fields})
+    assert response.status_code == 400
+    assert "一時的にロックされています" in response.content.decode()
+    assert sign_in(Client(), "alice", "a-new-long-passphrase-7").status_code == 403
+    reasons = list(
+        AuditEntry.objects.filter(action="auth.login_failed")
+        .order_by("pk")
+        .values_list("details__reason", flat=True)
+    )
+    assert reasons == ["invalid_credentials", "invalid_credentials", "locked", "locked"]
+    assert not AuditEntry.objects.filter(action="auth.password_changed").exists()

@@ -71,6 +71,14 @@ def test_it_follows_a_safe_next_and_ignores_another_host(client: Client, alice: 
     assert response["Location"] == "/"
 
 
+def test_it_ignores_a_next_that_is_not_a_path(client: Client, alice: User) -> None:
+    """``redirect`` reads a bare word as a URL name; an unknown one used to be a 500."""
+    for odd in ("no-such-page", "account_admin_user", "javascript:alert(1)", "//evil.example/"):
+        response = sign_in(Client(), "alice", next=odd)
+        assert (response.status_code, response["Location"]) == (302, "/")
+    assert client.get("/login/?next=no-such-page").status_code == 200
+
+
 def test_it_gives_a_new_session_id_at_sign_in(client: Client, alice: User) -> None:
     client.get("/login/?next=/account/")
     # Plant an anonymous session first (as an attacker fixing the id would).
@@ -223,3 +231,89 @@ def test_it_lets_an_it_administrator_lift_a_lock(client: Client, alice: User, da
     assert sign_in(Client(), "alice")["Location"] == "/"
     entry = AuditEntry.objects.get(action="auth.unlocked")
     assert (entry.actor_id, entry.target_id) == (dana.pk, str(alice.pk))
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(LOCKOUT_THRESHOLD=3)
+def test_it_checks_no_more_passwords_than_the_threshold_however_many_arrive_at_once(
+    alice: User,
+) -> None:
+    """Eight guesses at once: only three get their password checked, the rest are
+    refused as locked, so a burst of requests cannot outrun the lockout."""
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def guess(n: int) -> None:
+        try:
+            barrier.wait()
+            statuses.append(sign_in(Client(), "alice", f"wrong-password-{n}").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reasons = sorted(
+        AuditEntry.objects.filter(action="auth.login_failed").values_list(
+            "details__reason", flat=True
+        )
+    )
+    assert reasons == ["invalid_credentials"] * 3 + ["locked"] * 5
+    assert AuditEntry.objects.filter(action="auth.locked").count() == 1
+    assert sorted(statuses).count(403) >= 5
+    # The right password is refused too, until the lock runs out.
+    assert sign_in(Client(), "alice").status_code == 403
+
+
+@override_settings(LOCKOUT_THRESHOLD=2)
+def test_it_counts_failures_of_the_username_typed_in_another_case(
+    client: Client, alice: User
+) -> None:
+    """LDAP signs ``ALICE`` in as ``alice``, so guesses at ``ALICE`` must lock ``alice``."""
+    assert sign_in(client, "ALICE", "wrong-password").status_code == 401
+    assert sign_in(client, "Alice", "wrong-password").status_code == 403
+    alice.refresh_from_db()
+    assert actions.is_locked(alice)
+    assert sign_in(client, "alice").status_code == 403
+
+
+@override_settings(LOCKOUT_THRESHOLD=2)
+def test_it_says_locked_to_a_failure_that_finishes_after_another_locked(alice: User) -> None:
+    """A wrong guess still in flight when a concurrent one locked the account is told
+    "locked" like a right one would be: the two answers must not differ."""
+    sign_in(Client(), "alice", "wrong-password")
+    sign_in(Client(), "alice", "wrong-password")
+    alice.refresh_from_db()
+    assert alice.locked_until is not None
+    late = actions.do_record_login_failure(
+        "alice", alice, reason=actions.Refusal.INVALID, claimed=True
+    )
+    assert late == alice.locked_until
+    assert AuditEntry.objects.filter(action="auth.locked").count() == 1
+
+
+@override_settings(LOCKOUT_THRESHOLD=2)
+def test_it_gives_back_the_attempt_of_a_right_password(client: Client, alice: User) -> None:
+    sign_in(Client(), "alice", "wrong-password")
+    assert sign_in(client, "alice").status_code == 302
+    alice.refresh_from_db()
+    assert (alice.failed_logins, alice.locked_until) == (0, None)
+
+
+@override_settings(LOCKOUT_THRESHOLD=2, LOCKOUT_MINUTES=15)
+def test_it_never_refuses_forever_when_an_attempt_died_before_its_outcome(
+    client: Client, alice: User
+) -> None:
+    """Two attempts counted, neither finished (their requests died): the next one sets
+    a lock that runs out, rather than refusing the account for good."""
+    with clock.frozen_at(MONDAY_9AM):
+        assert actions.claim_sign_in_attempt(alice)
+        assert actions.claim_sign_in_attempt(alice)
+        response = sign_in(client, "alice")
+        assert response.status_code == 403
+        assert "09:15 以降" in response.content.decode()
+        clock.advance(dt.timedelta(minutes=15, seconds=1))
+        assert sign_in(client, "alice")["Location"] == "/"
+    assert AuditEntry.objects.filter(action="auth.locked").count() == 1

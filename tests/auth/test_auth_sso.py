@@ -162,6 +162,38 @@ def test_it_creates_nobody_from_oidc_by_default_and_audits_the_refusal(db: None)
     assert entry.details == {"username": "oidc:stranger", "reason": "unknown_user"}
 
 
+@override_settings(**OIDC_SETTINGS, OIDC_MATCH_CLAIM="email", OIDC_CREATE_USER=True)
+def test_it_creates_no_oidc_user_over_an_existing_username(alice: User) -> None:
+    """An unknown e-mail whose name part is a taken username is refused (and audited),
+    neither a 500 on the unique constraint nor someone else's account."""
+    backend = YakubaOIDCBackend()
+    claims = {"email": "alice@elsewhere.example", "sub": "7"}
+    backend.get_userinfo = lambda *args: claims
+    assert backend.get_or_create_user("access", "id", {}) is None
+    assert User.objects.filter(username__iexact="alice").count() == 1
+    entry = AuditEntry.objects.get(action="auth.login_failed")
+    assert entry.details["reason"] == "unknown_user"
+    claims["email"] = "sato@ward.example.lg.jp"
+    created = backend.get_or_create_user("access", "id", {})
+    assert created is not None
+    assert created.username == "sato"
+
+
+@override_settings(**OIDC_SETTINGS, OIDC_MATCH_CLAIM="preferred_username")
+def test_it_audits_an_oidc_sign_in_of_a_deactivated_user(alice: User) -> None:
+    User.objects.filter(pk=alice.pk).update(is_active=False)
+    backend = YakubaOIDCBackend()
+    backend.get_userinfo = lambda *args: {"preferred_username": "alice", "sub": "1"}
+    user = backend.get_or_create_user("access", "id", {})
+    assert user is not None
+    assert not user.is_active  # the callback view refuses it
+    entry = AuditEntry.objects.get(action="auth.login_failed")
+    assert (entry.target_id, entry.details) == (
+        str(alice.pk),
+        {"username": "oidc:alice", "reason": "inactive"},
+    )
+
+
 @override_settings(**OIDC_SETTINGS, LOGIN_REDIRECT_URL="portal")
 def test_it_signs_in_after_the_provider_through_our_own_steps(alice: User) -> None:
     request = RequestFactory().get("/oidc/callback/")

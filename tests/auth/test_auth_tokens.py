@@ -16,6 +16,7 @@ from django.test import Client
 from tests.auth.conftest import sign_in
 from yakuba.audit.models import AuditEntry
 from yakuba.directory.actions import auth as actions
+from yakuba.directory.actions.staff import do_invite_guest
 from yakuba.directory.models import ApiToken, User
 from yakuba.directory.tokens import TOKEN_SCOPES, UnknownScope, authenticate_token
 from yakuba.lib import clock
@@ -80,6 +81,21 @@ def test_it_keeps_the_form_when_it_is_incomplete(client: Client, dana: User, kio
     assert not ApiToken.objects.exists()
 
 
+def test_it_answers_odd_digits_in_the_form_with_a_message(
+    client: Client, dana: User, kiosk: User
+) -> None:
+    """ "²" passes str.isdigit() but not int(): a 400 with the form kept, not a 500."""
+    sign_in(client, "dana")
+    fields = {"name": "発券", "scopes": ["api:read"]}
+    response = client.post("/account/admin/tokens/", {**fields, "user": str(kiosk.pk), "days": "²"})
+    assert response.status_code == 400
+    assert "有効日数は1から3650までの数字" in response.content.decode()
+    response = client.post("/account/admin/tokens/", {**fields, "user": "²", "days": "30"})
+    assert response.status_code == 400
+    assert "ボットまたは端末の利用者を選んでください。" in response.content.decode()
+    assert not ApiToken.objects.exists()
+
+
 def test_it_enforces_the_scope(kiosk: User) -> None:
     token, raw = actions.do_create_token(
         kiosk, name="発券", scopes=["api:read"], expires_at=None, acting_user=None
@@ -97,6 +113,25 @@ def test_it_enforces_the_scope(kiosk: User) -> None:
             kiosk, name="x", scopes=["everything"], expires_at=None, acting_user=None
         )
     assert set(TOKEN_SCOPES) >= {"api:read", "api:write", "realtime", "chat:send"}
+
+
+def test_it_refuses_the_token_of_a_guest_whose_invitation_ran_out(alice: User) -> None:
+    """Guests are deactivated by a job every few minutes; until then their tokens must
+    not work past the invitation either."""
+    with clock.frozen_at(MONDAY_9AM):
+        guest = do_invite_guest(
+            name="山田 花子",
+            organisation="○○交通株式会社",
+            email="hanako@example.jp",
+            expires_at=MONDAY_9AM + dt.timedelta(days=1),
+            acting_user=alice,
+        )
+        _, raw = actions.do_create_token(
+            guest, name="連絡用", scopes=["api:read"], expires_at=None, acting_user=alice
+        )
+        assert authenticate_token(raw) is not None
+        clock.advance(dt.timedelta(days=1))
+        assert authenticate_token(raw) is None
 
 
 def test_it_refuses_an_expired_token(kiosk: User) -> None:

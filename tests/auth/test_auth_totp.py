@@ -7,10 +7,11 @@ import datetime as dt
 import threading
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test import Client, override_settings
 
-from tests.auth.conftest import audit_actions, enrol_secret, sign_in
+from tests.auth.conftest import audit_actions, enrol_secret, session_key, sign_in
 from yakuba.audit.models import AuditEntry
 from yakuba.audit.record import Actor
 from yakuba.directory import totp
@@ -223,3 +224,46 @@ def test_it_will_not_swap_an_enrolled_second_factor_without_disabling_it(
         assert response["Location"] == "/account/"
         assert client.post("/account/totp/", {"code": "123456"})["Location"] == "/account/"
     assert User.objects.get(pk=alice.pk).totp_secret == secret
+
+
+@override_settings(LOCKOUT_THRESHOLD=2)
+def test_it_counts_wrong_codes_for_disabling_towards_the_lockout(
+    client: Client, alice: User
+) -> None:
+    """Someone on a borrowed session guessing codes to remove the second factor is
+    stopped, and logged, as a guesser at the sign-in page would be."""
+    with clock.frozen_at(MONDAY_9AM):
+        sign_in(client, "alice")
+        secret = enrol(client)
+        clock.advance(dt.timedelta(seconds=30))
+        client.post("/account/totp/disable/", {"code": "000000"})
+        client.post("/account/totp/disable/", {"code": "111111"})
+        response = client.post(
+            "/account/totp/disable/", {"code": totp.code_for(secret)}, follow=True
+        )
+        assert "一時的にロックされています" in response.content.decode()
+        alice.refresh_from_db()
+        assert actions.is_locked(alice)
+    assert alice.totp_enabled
+    reasons = list(
+        AuditEntry.objects.filter(action="auth.login_failed")
+        .order_by("pk")
+        .values_list("details__reason", flat=True)
+    )
+    assert reasons == ["totp_invalid", "totp_invalid", "locked"]
+
+
+def test_it_gives_the_half_signed_in_session_a_new_id(client: Client, alice: User) -> None:
+    with clock.frozen_at(MONDAY_9AM):
+        sign_in(client, "alice")
+        enrol(client)
+        browser = Client()
+        # Plant an anonymous session first (as an attacker fixing the id would).
+        planted = browser.session
+        planted["planted"] = "x"
+        planted.save()
+        before = session_key(browser)
+        assert before
+        assert sign_in(browser, "alice")["Location"] == "/login/totp/"
+    assert session_key(browser) not in ("", before)
+    assert not Session.objects.filter(session_key=before).exists()

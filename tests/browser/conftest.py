@@ -40,6 +40,10 @@ FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 AXE_SCRIPT = FRONTEND / "node_modules" / "axe-core" / "axe.min.js"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "bypass_csp: the test's browser ignores the CSP")
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m "not browser"`` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test in this folder is a browser test (the PostgreSQL run deselects them),
@@ -93,13 +97,18 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(chromium: Any, live_url: str) -> Iterator[Any]:
-    """A fresh browser tab (own cookies) of a Japanese office terminal."""
+def page(chromium: Any, live_url: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser tab (own cookies) of a Japanese office terminal.
+
+    A test marked ``@pytest.mark.bypass_csp`` may inject scripts (axe-core) that the
+    Content-Security-Policy would refuse; every other test runs under the real policy.
+    """
     context = chromium.new_context(
         viewport=VIEWPORT,
         locale="ja-JP",
         timezone_id="Asia/Tokyo",
         base_url=live_url,
+        bypass_csp=request.node.get_closest_marker("bypass_csp") is not None,
     )
     context.set_default_timeout(10_000)
     tab = context.new_page()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from tests.browser.test_portal import sign_in
+from tests.browser.helpers import sign_in, wait_for
 from yakuba.directory.models import User
 from yakuba.realtime.send import send_event_on_commit
 
@@ -35,7 +35,7 @@ def test_it_delivers_events_to_the_page_and_resumes_after_it_was_away(
     sign_in(page, "alice")
     page.wait_for_selector("body[data-realtime-state=ready]")
     notify(alice, 1)
-    page.wait_for_function("window.received.length === 1")
+    wait_for(page, "window.received.length === 1")
     assert received(page) == [1]
 
     # The tab goes elsewhere (its socket closes); two events arrive meanwhile.
@@ -43,10 +43,10 @@ def test_it_delivers_events_to_the_page_and_resumes_after_it_was_away(
     notify(alice, 2)
     notify(alice, 3)
     page.goto("/")
-    page.wait_for_function("window.received.length >= 2")
+    wait_for(page, "window.received.length >= 2")
     page.wait_for_selector("body[data-realtime-state=ready]")
     notify(alice, 4)
-    page.wait_for_function("window.received.length >= 3")
+    wait_for(page, "window.received.length >= 3")
     assert received(page) == [2, 3, 4]
 
 

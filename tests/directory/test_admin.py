@@ -252,3 +252,86 @@ def test_the_admin_refuses_a_department_under_its_own_team(client, ida, ward):
     somu_ka.refresh_from_db()
     assert somu_ka.parent == ward["somu_bu"]
     assert not AuditEntry.objects.filter(action="directory.department_changed").exists()
+
+
+def test_the_admin_lists_ask_about_the_role_once_and_not_per_row(
+    client, ida, alice, django_assert_num_queries
+):
+    from yakuba.directory.actions.staff import do_schedule_transfers
+    from yakuba.directory.csv_io import TransferRecord
+
+    for n in range(3):
+        do_schedule_transfers(
+            [TransferRecord("10001", "210", "", (), False)],
+            name=f"異動{n}",
+            effective_on=dt.date(2030, 4, n + 1),
+            acting_user=None,
+        )
+    client.force_login(ida)
+    client.get("/admin/")  # the first request of a session writes it: not counted
+
+    # session, user, it_admin grant (once, not per model and permission), count of the
+    # filtered and of the whole list, the two permission reads of Django's auth backend,
+    # the batches with their sizes (one query, not one per row), the navigation's roles.
+    with django_assert_num_queries(9):
+        response = client.get("/admin/directory/transferbatch/")
+    assert response.status_code == 200
+    assert response.content.decode().count('<td class="field-size">1</td>') == 3
+
+
+def test_a_move_or_a_new_concurrent_post_in_the_admin_tells_the_person(client, ida, alice, ward):
+    from yakuba.realtime.models import UserEvent
+
+    client.force_login(ida)
+    staff = alice.staff
+    form = {
+        "employee_number": "10001",
+        "family_name": "青木",
+        "given_name": "愛",
+        "family_kana": "あおき",
+        "given_kana": "あい",
+        "department": ward["bunsho"].pk,
+        "title": "",
+        "extension": "",
+        "email": "",
+        "concurrent_posts-TOTAL_FORMS": "1",
+        "concurrent_posts-INITIAL_FORMS": "0",
+        "concurrent_posts-0-department": ward["koseki"].pk,
+        "concurrent_posts-0-title": "",
+    }
+
+    added = client.post(f"/admin/directory/staffprofile/{staff.pk}/change/", form)
+    moved = client.post(
+        f"/admin/directory/staffprofile/{staff.pk}/change/",
+        {
+            **form,
+            "department": ward["somu_ka"].pk,
+            "concurrent_posts-TOTAL_FORMS": "0",
+            "concurrent_posts-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert (added.status_code, moved.status_code) == (302, 302), added.content.decode()[:3000]
+    events = [e.payload for e in UserEvent.objects.filter(user=alice).order_by("pk")]
+    assert events == [{"type": "directory", "op": "memberships_changed"}] * 2
+    assert AuditEntry.objects.filter(action="directory.staff_changed", actor_id=ida.pk).exists()
+
+
+def test_deleting_a_department_in_the_admin_audits_the_section_heads_it_loses(client, ida, bob):
+    from tests.conftest import make_department
+    from yakuba.audit.record import Actor
+    from yakuba.directory.actions.staff import do_grant_role
+    from yakuba.directory.models import Role
+
+    project = make_department("900", "新庁舎整備担当", "bu")
+    do_grant_role(bob, Role.SECTION_HEAD, department=project, acting_user=Actor.system("test"))
+    client.force_login(ida)
+
+    response = client.post(f"/admin/directory/department/{project.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not RoleGrant.objects.filter(user=bob).exists()
+    revoked = AuditEntry.objects.get(action="directory.role_revoked")
+    assert (revoked.actor_id, revoked.target_id) == (ida.pk, str(bob.pk))
+    assert revoked.details == {"role": "section_head", "department": "900"}
+    assert AuditEntry.objects.filter(action="admin.change", actor_id=ida.pk).exists()

@@ -311,3 +311,140 @@ def test_the_yakuba_command_takes_dashed_names(ward, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "新規 3 件" in out
     assert "50002,川口,花子,かわぐち,はなこ,210,係長,2210,,110;111,在職,,50002" in out
+
+
+def test_exports_neutralise_formulas_and_read_them_back_unchanged(alice, ward, tmp_path):
+    from yakuba.audit.record import Actor
+    from yakuba.directory.actions.staff import do_change_department, do_change_staff
+
+    system = Actor.system("test")
+    do_change_staff(alice.staff, title='=HYPERLINK("http://x")', acting_user=system)
+    do_change_department(ward["koseki"], name="@SUM(1+1)", acting_user=system)
+    staff_file, departments_file = tmp_path / "staff.csv", tmp_path / "departments.csv"
+    call_command("export_staff", str(staff_file))
+    call_command("export_departments", str(departments_file))
+
+    # Excel shows a cell that starts with an apostrophe as text, never as a formula.
+    staff_text = staff_file.read_text(encoding="utf-8-sig")
+    assert ',"\'=HYPERLINK(""http://x"")",' in staff_text
+    assert ",'@SUM(1+1),," in departments_file.read_text(encoding="utf-8-sig")
+    assert "更新 0 件、変更なし 5 件" in import_file("import_departments", departments_file)
+    assert "更新 0 件、変更なし 1 件" in import_file("import_staff", staff_file)
+    alice.staff.refresh_from_db()
+    assert alice.staff.title == '=HYPERLINK("http://x")'
+    assert Department.objects.get(code="210").name == "@SUM(1+1)"
+
+
+def test_it_refuses_control_characters_and_counts_lines_inside_quoted_cells(ward, tmp_path):
+    text = (
+        HEADER
+        + '\n50001,"山\n田",太郎,やまだ,たろう,111,,,,,在職'  # lines 2-3: a quoted line break
+        + "\n50002,川口,花\x00子,かわぐち,はなこ,111,,,,,在職"  # line 4: NUL
+        + "\n50003,森,一,もり,はじめ,999,,,,,在職"  # line 5
+    )
+
+    errors = rejected(write_csv(tmp_path, text))
+
+    assert errors == [
+        "2行目: 姓に改行・タブなどの制御文字が含まれています",
+        "4行目: 名に改行・タブなどの制御文字が含まれています",
+        "5行目: 所属コード 999 は存在しません",
+    ]
+    assert_nothing_imported()
+
+
+def test_it_points_at_a_quote_left_open(ward, tmp_path):
+    text = HEADER + '\n50001,"山田,太郎,やまだ,たろう,111,,,,,在職\n' + GOOD_ROWS.split("\n")[2]
+
+    errors = rejected(write_csv(tmp_path, text))
+
+    assert errors == [
+        "2行目: 列の数が見出し行と合いません（見出し 11 列、この行 2 列）。"
+        '「"」が閉じられていない可能性があります'
+    ]
+
+
+def test_it_reads_the_header_spellings_of_the_admin_pages_and_of_excel(ward, tmp_path):
+    # The admin labels 姓（ふりがな）; hand-made files have full-width letters and spaces.
+    text = (
+        " 職員番号 ,姓,名,姓（ふりがな）,名(ふりがな),所属コード,メールアドレス\n"
+        "50001,山田,太郎,やまだ,たろう,111,yamada@example.jp"
+    )
+
+    out = import_file("import_staff", write_csv(tmp_path, text, encoding="cp932"))
+
+    assert "新規 1 件" in out
+    staff = StaffProfile.objects.get(employee_number="50001")
+    assert (staff.family_kana, staff.email) == ("やまだ", "yamada@example.jp")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            (HEADER + "\r\n").encode("utf-16"),
+            "1行目: UTF-16 のファイルは読めません。Excel では「CSV UTF-8（コンマ区切り）」か"
+            "「CSV（コンマ区切り）」で保存してください",
+        ),
+        (b"\xef\xbb\xbf\r\n", "1行目: ファイルが空です（見出し行がありません）"),
+        (b"", "1行目: ファイルが空です（見出し行がありません）"),
+    ],
+)
+def test_it_explains_files_it_cannot_read(ward, tmp_path, data, message):
+    path = tmp_path / "odd.csv"
+    path.write_bytes(data)
+
+    assert rejected(path) == [message]
+    assert_nothing_imported()
+
+
+def test_it_refuses_to_lower_a_department_above_its_existing_children(ward, tmp_path):
+    # 総務課 (110) has the 係 111 below it, which the file does not move.
+    text = "\n".join(
+        [
+            "所属コード,所属名,階層,上位所属コード,表示順",
+            "110,総務係,係,100,1",
+            "120,広報課,課,100,1234567890",
+        ]
+    )
+
+    with pytest.raises(CommandError) as caught:
+        import_file("import_departments", write_csv(tmp_path, text))
+
+    assert str(caught.value).splitlines()[:-1] == [
+        "2行目: 下位所属 111（係）があるため、係にできません",
+        "3行目: 表示順「1234567890」は9桁までの0以上の整数で入力してください",
+    ]
+    assert Department.objects.get(code="110").level == "ka"
+    assert not Department.objects.filter(code="120").exists()
+
+
+def test_a_move_into_a_concurrent_post_ends_that_post_without_a_column_for_it(
+    alice, ward, tmp_path
+):
+    from yakuba.audit.record import Actor
+    from yakuba.directory.actions.staff import do_set_concurrent_posts
+
+    do_set_concurrent_posts(
+        alice.staff, [ward["koseki"], ward["somu_ka"]], acting_user=Actor.system("test")
+    )
+    # No 兼務所属コード column: 兼務 are kept, but 210 is now the primary 所属.
+    text = "職員番号,姓,名,姓かな,名かな,所属コード\n10001,青木,愛,あおき,あい,210"
+
+    import_file("import_staff", write_csv(tmp_path, text))
+
+    alice.staff.refresh_from_db()
+    assert alice.staff.department == ward["koseki"]
+    assert list(
+        ConcurrentPost.objects.filter(staff=alice.staff).values_list("department__code", flat=True)
+    ) == ["110"]
+
+
+def test_it_reads_half_width_kana_and_full_width_digits(ward, tmp_path):
+    text = staff_csv("５０００１,山田,太郎,ﾔﾏﾀﾞ,ﾀﾛｳ,１１１,主事,２１１１,,,在職")
+
+    import_file("import_staff", write_csv(tmp_path, text, encoding="cp932"))
+
+    staff = StaffProfile.objects.get(employee_number="50001")
+    assert (staff.family_kana, staff.given_kana) == ("やまだ", "たろう")
+    assert (staff.department.code, staff.extension) == ("111", "2111")

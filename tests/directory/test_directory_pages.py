@@ -164,3 +164,50 @@ def test_the_search_page_queries_do_not_grow_with_the_results(client, alice, bob
 
     # One query per kind (session, user, count, page, tree…), however many are listed.
     assert many == few
+
+
+def test_the_upload_page_answers_odd_files_with_400_not_500(client, ida):
+    client.force_login(ida)
+    odd_files = [
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
+        "職員番号,姓\r\n".encode("utf-16"),
+        '職員番号,姓,名,姓かな,名かな,所属コード\r\n60001,"山\x00田'.encode(),
+    ]
+
+    for data in odd_files:
+        response = client.post(
+            "/directory/import/",
+            {"kind": "staff", "encoding": "auto", "file": SimpleUploadedFile("s.csv", data)},
+        )
+        assert response.status_code == 400, data
+        assert "1件も取り込みませんでした" in response.content.decode()
+    response = client.post(
+        "/directory/import/",
+        {"kind": "staff", "encoding": "utf-32", "file": SimpleUploadedFile("s.csv", b"a")},
+    )
+    assert response.status_code == 400
+    assert not StaffProfile.objects.filter(employee_number__startswith="6").exists()
+
+
+def test_a_trial_upload_of_transfers_registers_no_batch(client, ida, alice):
+    from yakuba.directory.models import TransferBatch
+
+    client.force_login(ida)
+    data = "職員番号,異動後所属コード\r\n10001,210\r\n".encode("cp932")
+
+    response = client.post(
+        "/directory/import/",
+        {
+            "kind": "transfers",
+            "effective_on": "2030-04-01",
+            "dry_run": "1",
+            "file": SimpleUploadedFile("idou.csv", data),
+        },
+        follow=True,
+    )
+
+    assert (
+        "試行のみ（登録していません）: 1名の異動に誤りはありません。" in response.content.decode()
+    )
+    assert not TransferBatch.objects.exists()
+    assert not AuditEntry.objects.filter(action="directory.transfer_scheduled").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.management import CommandError
 
 from tests.directory.conftest import run_command
 from yakuba.audit.models import AuditEntry
@@ -92,3 +93,21 @@ def test_a_guest_is_invited_from_the_command_line(db):
         assert guest.guest.expires_at == dt.datetime(2025, 7, 1, tzinfo=clock.TOKYO)
         assert not guest.has_usable_password()
     assert AuditEntry.objects.filter(action="directory.guest_invited").count() == 1
+
+
+def test_the_guest_command_refuses_a_bad_address_or_a_missing_password_file(db, tmp_path):
+    common = ["--name", "小林 恵子", "--expires", "2099-06-30"]
+
+    with pytest.raises(CommandError, match="メールアドレスの形式ではありません"):
+        run_command("invite_guest", *common, "--email", "kobayashi@")
+    with pytest.raises(CommandError, match="パスワードのファイルを読めません"):
+        run_command(
+            "invite_guest",
+            *common,
+            "--email",
+            "kobayashi@shakyo.example.jp",
+            "--password-file",
+            str(tmp_path / "missing.txt"),
+        )
+
+    assert not User.objects.filter(kind="guest").exists()

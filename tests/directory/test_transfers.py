@@ -188,3 +188,18 @@ def test_two_workers_racing_apply_the_batch_once(ward, tmp_path):
     assert AuditEntry.objects.filter(action="directory.transfer_applied").count() == 1
     assert post_of(alice) == ("210", "", ["110"])
     assert ConcurrentPost.objects.count() == 1
+
+
+def test_the_list_shows_every_batch_in_one_query(alice, bob, tmp_path, django_assert_num_queries):
+    with clock.frozen_at(EVE_OF_APRIL):
+        schedule(tmp_path, "10001,210,,,\n10002,210,,,")
+        schedule(tmp_path, "10001,110,,,", effective_on="2025-10-01")
+
+    with django_assert_num_queries(1):  # the batches with their sizes
+        out = run_command("apply_transfers", "--list")
+
+    lines = out.splitlines()
+    assert [line.split("\t")[1:] for line in lines] == [
+        ["2025-10-01", "予定", "人事異動 令和7年10月1日", "1名"],
+        ["2025-04-01", "予定", "人事異動 令和7年4月1日", "2名"],
+    ]

@@ -10,8 +10,10 @@ from django.db import transaction
 from pytest_django.fixtures import Settings as SettingsWrapper
 from websockets.exceptions import InvalidStatus
 
+from tests.conftest import PASSWORD
 from tests.realtime.conftest import Socket, ThreadServer, open_socket, session_cookie
 from yakuba.directory.actions import auth as auth_actions
+from yakuba.directory.actions.staff import do_invite_guest
 from yakuba.directory.models import User
 from yakuba.lib import clock
 from yakuba.realtime import metrics
@@ -301,3 +303,68 @@ def test_it_allows_only_forward_state_transitions() -> None:
     state.advance(State.CLOSED)
     with pytest.raises(InvalidTransition):
         state.advance(State.READY)
+
+
+def test_it_closes_a_token_socket_when_the_token_expires(
+    server: ThreadServer, alice: User, settings: SettingsWrapper
+) -> None:
+    """No event says a token ran out: the heartbeat notices its expiry."""
+    settings.REALTIME_HEARTBEAT_SECONDS = 0.2
+    with clock.frozen_at(clock.now()):
+        _, raw = auth_actions.do_create_token(
+            alice,
+            name="掲示板端末",
+            scopes=["realtime"],
+            expires_at=clock.now() + dt.timedelta(hours=1),
+            acting_user=alice,
+        )
+        ws = open_socket(server.url, headers={"Authorization": f"Bearer {raw}"})
+        ws.hello()
+        for _ in range(3):
+            assert ws.next(2, answer_pings=False) == {"op": "ping"}
+            ws.send({"op": "pong"})
+        clock.advance(dt.timedelta(hours=1, seconds=1))
+        assert ws.close_code(5) == 4401
+
+
+def test_it_closes_a_session_socket_at_the_sessions_absolute_limit(
+    server: ThreadServer, alice: User, settings: SettingsWrapper
+) -> None:
+    settings.REALTIME_HEARTBEAT_SECONDS = 0.2
+    settings.SESSION_ABSOLUTE_TIMEOUT_HOURS = 10
+    settings.SESSION_IDLE_TIMEOUT_MINUTES = 24 * 60
+    with clock.frozen_at(clock.now()):
+        ws = signed_in(server, alice)
+        clock.advance(dt.timedelta(hours=9))
+        for _ in range(3):
+            assert ws.next(2, answer_pings=False) == {"op": "ping"}
+            ws.send({"op": "pong"})
+        clock.advance(dt.timedelta(hours=1, seconds=1))
+        assert ws.close_code(5) == 4401
+
+
+def test_it_closes_a_guests_socket_when_the_invitation_runs_out(
+    server: ThreadServer, alice: User, settings: SettingsWrapper
+) -> None:
+    """The job that deactivates expired guests runs every few minutes; the socket does
+    not wait for it."""
+    settings.REALTIME_HEARTBEAT_SECONDS = 0.2
+    with clock.frozen_at(clock.now()):
+        guest = do_invite_guest(
+            name="山田 花子",
+            organisation="○○交通株式会社",
+            email="hanako@example.jp",
+            expires_at=clock.now() + dt.timedelta(hours=2),
+            username="hanako",
+            password=PASSWORD,
+            acting_user=alice,
+        )
+        ws = signed_in(server, guest)
+        for _ in range(3):
+            assert ws.next(2, answer_pings=False) == {"op": "ping"}
+            ws.send({"op": "pong"})
+        cookie = session_cookie(guest)
+        clock.advance(dt.timedelta(hours=2))
+        assert ws.close_code(5) == 4401
+        # Nor can the same, still stored, session open a new one.
+        assert open_socket(server.url, cookie=cookie).close_code() == 4401

@@ -63,6 +63,10 @@ def test_it_delivers_between_two_worker_processes_sharing_redis(
         bob_ws.hello()
         alice_too = open_socket(second.url, cookie=session_cookie(alice))
         alice_too.hello()
+        # One subscription per worker process, however many sockets it holds.
+        channel = f"{redis_prefix}:realtime:events"
+        counter = redis.Redis.from_url(redis_url, decode_responses=True)
+        assert counter.pubsub_numsub(channel) == [(channel, 2)]
         spy = ChannelSpy(redis_url, redis_prefix)
         # From a third process, as a task worker or another web worker would send.
         send_from_another_process(env, note(1), alice, bob)
@@ -218,7 +222,8 @@ def alice_events(user: User) -> list[int]:
 def test_it_catches_up_a_socket_when_a_publish_overtakes_an_earlier_one(
     transactional_db: None, alice: User, redis_url: str, redis_prefix: str, memory_bus: None
 ) -> None:
-    """Events 2 and 3 commit in order, but 3's message reaches the worker first."""
+    """Events 1 and 2 commit in order, but only 2's message reaches the worker: it
+    reads 1 from the database first."""
     env = process_env(redis_url, redis_prefix)
     with server_processes(1, env) as (server,):
         ws = open_socket(server.url, cookie=session_cookie(alice))

@@ -7,6 +7,7 @@ from django.test import Client, override_settings
 from django.urls import path
 
 from yakuba import urls as project_urls
+from yakuba.directory.actions.auth import do_set_language
 from yakuba.directory.models import User
 from yakuba.lib import clock
 
@@ -61,8 +62,7 @@ def test_it_lets_an_anonymous_visitor_choose_english_on_the_sign_in_page(db: Non
 
 
 def test_it_shows_a_signed_in_person_their_own_language(alice: User) -> None:
-    alice.language = "en"
-    alice.save(update_fields=["language"])
+    do_set_language(alice, "en", acting_user=alice)
     client = Client()
     client.force_login(alice)
     page = client.get("/").content.decode()

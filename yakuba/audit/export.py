@@ -22,7 +22,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 from yakuba.audit import keys
 from yakuba.audit.chain import (
@@ -33,6 +33,9 @@ from yakuba.audit.chain import (
     format_time,
     hash_entry,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 FORMAT = "yakuba-audit-export"
 VERSION = 1
@@ -49,7 +52,7 @@ class ExportSummary:
     last_seq: int
 
 
-def write_export(out: IO[str], start: dt.datetime, end: dt.datetime) -> ExportSummary:
+def write_export(out: SupportsWrite[str], start: dt.datetime, end: dt.datetime) -> ExportSummary:
     """Write entries that happened in ``[start, end)`` (sealed ones), with the chain
     and checkpoints that prove them, to ``out``.  Seals what is pending first, and
     makes a checkpoint when none covers the end of the period yet (that is audited)."""

@@ -18,7 +18,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Concat
-from django.http import Http404
+from django.http import Http404, HttpRequest
 
 from yakuba.audit.record import record_denial
 from yakuba.directory.csv_io import to_hiragana
@@ -45,6 +45,16 @@ def is_it_admin(user: AnyUser) -> bool:
     if not isinstance(user, User) or not user.is_active:
         return False
     return user.is_superuser or has_role(user, Role.IT_ADMIN)
+
+
+def is_it_admin_request(request: HttpRequest) -> bool:
+    """``is_it_admin`` for the request's user, asked of the database once per request:
+    the admin pages ask it for every model and every permission (about 40 times)."""
+    cached = getattr(request, "_yakuba_is_it_admin", None)
+    if cached is None:
+        cached = is_it_admin(request.user)
+        setattr(request, "_yakuba_is_it_admin", cached)  # noqa: B010 (not an attribute mypy knows)
+    return bool(cached)
 
 
 def can_view_directory(user: AnyUser) -> bool:

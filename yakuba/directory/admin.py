@@ -15,7 +15,7 @@ from django.contrib import admin
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.forms import ModelForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -26,7 +26,7 @@ from django.utils.html import format_html
 from yakuba.audit.models import AuditAction
 from yakuba.audit.record import record
 from yakuba.directory import csv_io
-from yakuba.directory.access import is_it_admin
+from yakuba.directory.access import is_it_admin_request
 from yakuba.directory.actions import staff as actions
 from yakuba.directory.actions.auth import do_change_password, do_revoke_token
 from yakuba.directory.models import (
@@ -41,6 +41,11 @@ from yakuba.directory.models import (
     TransferBatch,
     User,
 )
+
+
+def _acting(request: HttpRequest) -> User | None:
+    """Who made the change, for the actions and the audit log."""
+    return request.user if isinstance(request.user, User) else None
 
 
 def _json(value: object) -> object:
@@ -69,19 +74,19 @@ class ItAdminOnly:
     say, so granting the ``it_admin`` role is all it takes."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_it_admin(request.user)
+        return is_it_admin_request(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_it_admin(request.user)
+        return is_it_admin_request(request)
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return is_it_admin(request.user)
+        return is_it_admin_request(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_it_admin(request.user)
+        return is_it_admin_request(request)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_it_admin(request.user)
+        return is_it_admin_request(request)
 
 
 class AuditedModelAdmin(ItAdminOnly, admin.ModelAdmin):  # type: ignore[type-arg]  # any model
@@ -123,7 +128,7 @@ class AuditedModelAdmin(ItAdminOnly, admin.ModelAdmin):  # type: ignore[type-arg
     ) -> None:
         record(
             AuditAction.ADMIN_CHANGE,
-            actor=request.user if isinstance(request.user, User) else None,
+            actor=_acting(request),
             target=target,
             details={"operation": operation, "changes": changes},
         )
@@ -147,13 +152,23 @@ class DepartmentAdmin(AuditedModelAdmin):
         form = super().get_form(request, obj, change, **kwargs)
         return type("DepartmentForm", (form,), {"clean": _clean_department})
 
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        """A 所属長 grant goes with its department (the foreign key cascades): take it away
+        through the action first, so that each loss of the role is audited as such."""
+        with transaction.atomic():
+            for grant in RoleGrant.objects.filter(department=obj).select_related("user"):
+                actions.do_revoke_role(
+                    grant.user, Role(grant.role), department=obj, acting_user=_acting(request)
+                )
+            super().delete_model(request, obj)
+
     @admin.display(description="所属名（階層）", ordering="name")
     def indented_name(self, obj: Department) -> str:
         depth = csv_io.LEVEL_RANK[Department.Level(obj.level)]
         return "\u3000" * depth + obj.name
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        acting = request.user if isinstance(request.user, User) else None
+        acting = _acting(request)
         if not change:
             created = actions.do_create_department(
                 code=obj.code,
@@ -259,7 +274,7 @@ class StaffProfileAdmin(AuditedModelAdmin):
         return self.readonly_fields if obj is not None else ()
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        acting = request.user if isinstance(request.user, User) else None
+        acting = _acting(request)
         if not change:
             created = actions.do_create_staff(
                 username=form.cleaned_data.get("username") or None,
@@ -274,6 +289,14 @@ class StaffProfileAdmin(AuditedModelAdmin):
             name: getattr(obj, name) for name in actions.STAFF_FIELDS if name in form.changed_data
         }
         actions.do_change_staff(original, acting_user=acting, **changes)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """兼務 edited in the page: audited by the base class; the person is told, as
+        ``do_set_concurrent_posts`` would tell them."""
+        super().save_formset(request, form, formset, change)
+        edited = formset.new_objects or formset.changed_objects or formset.deleted_objects
+        if formset.model is ConcurrentPost and edited:
+            actions.notify_memberships_changed([form.instance.user_id])
 
 
 # --- Roles ------------------------------------------------------------------------------------
@@ -291,10 +314,10 @@ class RoleGrantAdmin(AuditedModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Grants are given and taken away, never edited.
-        return obj is None and is_it_admin(request.user)
+        return obj is None and is_it_admin_request(request)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        acting = request.user if isinstance(request.user, User) else None
+        acting = _acting(request)
         # The form's clean() has refused what do_grant_role would.
         grant = actions.do_grant_role(
             obj.user, Role(obj.role), department=obj.department, acting_user=acting
@@ -303,7 +326,7 @@ class RoleGrantAdmin(AuditedModelAdmin):
         obj._state.adding = False
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        acting = request.user if isinstance(request.user, User) else None
+        acting = _acting(request)
         actions.do_revoke_role(
             obj.user, Role(obj.role), department=obj.department, acting_user=acting
         )
@@ -368,7 +391,7 @@ class GuestProfileAdmin(AuditedModelAdmin):
         return self.readonly_fields if obj is not None else ()
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        acting = request.user if isinstance(request.user, User) else None
+        acting = _acting(request)
         if not change:
             user = actions.do_invite_guest(
                 name=obj.name,
@@ -402,7 +425,7 @@ class TransferInline(ItAdminOnly, admin.TabularInline):  # type: ignore[type-arg
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         scheduled = obj is None or obj.status == TransferBatch.Status.SCHEDULED
-        return scheduled and is_it_admin(request.user)
+        return scheduled and is_it_admin_request(request)
 
     has_add_permission = has_change_permission
     has_delete_permission = has_change_permission
@@ -443,9 +466,14 @@ class TransferBatchAdmin(AuditedModelAdmin):
     inlines = (TransferInline,)
     actions = ("cancel_batches", "apply_due_batches")
 
-    @admin.display(description="人数")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TransferBatch]:
+        # The list shows each batch's size: count in the list's query, not once per row.
+        batches: QuerySet[TransferBatch] = super().get_queryset(request)
+        return batches.annotate(size_count=Count("transfers"))
+
+    @admin.display(description="人数", ordering="size_count")
     def size(self, obj: TransferBatch) -> int:
-        return obj.transfers.count()
+        return int(getattr(obj, "size_count", 0))
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
@@ -470,7 +498,7 @@ class TransferBatchAdmin(AuditedModelAdmin):
             if not change:
                 record(
                     AuditAction.TRANSFER_SCHEDULED,
-                    actor=request.user if isinstance(request.user, User) else None,
+                    actor=_acting(request),
                     target=obj,
                     details={"effective_on": obj.effective_on.isoformat(), "count": 0},
                 )
@@ -479,14 +507,14 @@ class TransferBatchAdmin(AuditedModelAdmin):
             records,
             name=obj.name,
             effective_on=obj.effective_on,
-            acting_user=request.user if isinstance(request.user, User) else None,
+            acting_user=_acting(request),
         )
         obj.pk = batch.pk
         obj._state.adding = False
 
     @admin.action(description="選択した人事異動を取り消す")
     def cancel_batches(self, request: HttpRequest, queryset: QuerySet[TransferBatch]) -> None:
-        acting = request.user if isinstance(request.user, User) else None
+        acting = _acting(request)
         cancelled = sum(
             actions.do_cancel_transfer_batch(batch, acting_user=acting) for batch in queryset
         )
@@ -494,7 +522,7 @@ class TransferBatchAdmin(AuditedModelAdmin):
 
     @admin.action(description="発令日を迎えた人事異動を今すぐ発令する")
     def apply_due_batches(self, request: HttpRequest, queryset: QuerySet[TransferBatch]) -> None:
-        acting = request.user if isinstance(request.user, User) else None
+        acting = _acting(request)
         applied = actions.do_apply_due_transfers(acting_user=acting)
         self.message_user(request, f"{len(applied)}件の人事異動を発令しました。")
 
@@ -524,7 +552,7 @@ class ApiTokenAdmin(AuditedModelAdmin):
 
     @admin.action(description="選択したトークンを失効させる")
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        acting = request.user if isinstance(request.user, User) else None
+        acting = _acting(request)
         revoked = sum(do_revoke_token(token, acting_user=acting) for token in queryset)
         self.message_user(request, f"{revoked}件のトークンを失効させました。")
 

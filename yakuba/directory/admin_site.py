@@ -30,9 +30,11 @@ class YakubaAdminSite(AdminSite):
     index_title = "システム管理（情報政策）"
 
     def has_permission(self, request: HttpRequest) -> bool:
-        from yakuba.directory.access import is_it_admin
+        from yakuba.directory.access import is_it_admin_request
 
-        return bool(request.user.is_active and request.user.is_staff) and is_it_admin(request.user)
+        return bool(request.user.is_active and request.user.is_staff) and is_it_admin_request(
+            request
+        )
 
     def admin_view(self, view: _View, cacheable: bool = False) -> _View:
         """A signed-in person who is not an IT administrator gets 403 (audited) rather

@@ -8,6 +8,11 @@ the actions in ``yakuba.directory.actions.staff`` do, inside one transaction.
 Files are UTF-8 (with or without BOM) or Shift_JIS/CP932, detected automatically unless
 the caller names the encoding.  Bytes that the encoding cannot read are reported as an
 error on their line, never a crash.
+
+Formula injection: a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return is one that Excel may run as a formula when the file is opened.  Exports write such
+a cell with a leading apostrophe (``'=SUM(A1)``), which Excel shows as text; imports drop
+an apostrophe in front of one of those characters again, so an export round-trips.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import csv
 import datetime as dt
 import io
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -61,13 +67,25 @@ STAFF_COLUMNS = (
 STAFF_REQUIRED = ("職員番号", "姓", "名", "姓かな", "名かな", "所属コード")
 TRANSFER_COLUMNS = ("職員番号", "異動後所属コード", "異動後役職", "兼務所属コード", "退職")
 TRANSFER_REQUIRED = ("職員番号",)
-# Other spellings people use in headers.
+# Other spellings people use in headers, after ``_header_name`` has normalised them
+# (NFKC: full-width brackets and letters become ASCII; spaces removed).
 HEADER_ALIASES = {
     "階層(部/課/係)": "階層",
-    "階層（部/課/係）": "階層",
     "メール": "メールアドレス",
+    "Eメール": "メールアドレス",
     "兼務": "兼務所属コード",
     "所属": "所属コード",
+    "所属名(かな)": "所属名かな",
+    "所属名(ふりがな)": "所属名かな",
+    # The admin pages label these 姓（ふりがな） and 名（ふりがな）.
+    "姓(ふりがな)": "姓かな",
+    "名(ふりがな)": "名かな",
+    "姓(かな)": "姓かな",
+    "名(かな)": "名かな",
+    "姓ふりがな": "姓かな",
+    "名ふりがな": "名かな",
+    "姓カナ": "姓かな",
+    "名カナ": "名かな",
 }
 
 LEVEL_BY_LABEL = {
@@ -94,6 +112,30 @@ USERNAME = re.compile(r"^[\w.@+-]+$")
 # Hiragana, katakana, the long-vowel mark, middle dot and spaces (full and half width).
 KANA = re.compile(r"^[\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u3000 ・]+$")
 KATAKANA = re.compile(r"[\u30a1-\u30f6]")
+# Columns read after NFKC normalisation: personnel systems and hand-typed files give
+# half-width katakana (ﾔﾏﾀﾞ) and full-width digits (２１１１).  Names are left as typed:
+# NFKC would turn ㈱ into (株) and ① into 1.
+NORMALISED_COLUMNS = frozenset(
+    {
+        "職員番号",
+        "姓かな",
+        "名かな",
+        "所属コード",
+        "上位所属コード",
+        "兼務所属コード",
+        "異動後所属コード",
+        "内線",
+        "メールアドレス",
+        "表示順",
+        "退職日",
+        "ユーザー名",
+    }
+)
+# Control characters (NUL, tab, line breaks inside a quoted cell, …) belong in no field, and
+# PostgreSQL refuses NUL outright.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What Excel may read as the start of a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def to_hiragana(text: str) -> str:
@@ -207,6 +249,13 @@ def decode(data: bytes, encoding: str = "auto") -> tuple[list[str], list[RowErro
     if chosen is None:
         names = ", ".join(sorted({"auto", "utf-8", "cp932", "shift_jis"}))
         raise ValueError(f"文字コード {encoding} は扱えません（{names} のいずれか）。")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # Excel's「Unicode テキスト」: tab-separated UTF-16, which we do not read.
+        message = (
+            "UTF-16 のファイルは読めません。Excel では「CSV UTF-8（コンマ区切り）」か"
+            "「CSV（コンマ区切り）」で保存してください"
+        )
+        return [], [RowError(1, message)], "utf-16"
     if data.startswith(b"\xef\xbb\xbf") and chosen in {"auto", "utf-8"}:
         chosen = "utf-8-sig"
     lines = _split_lines(data)
@@ -236,6 +285,8 @@ def read_rows(
     """Split the file into rows keyed by header.  Returns the rows, the file-level
     errors (encoding, header, column counts) and the encoding used."""
     lines, errors, used = decode(data, encoding)
+    if not lines and errors:
+        return [], errors, used
     bad_lines = {error.line for error in errors}
     reader = csv.reader(lines)
     rows: list[Row] = []
@@ -245,7 +296,9 @@ def read_rows(
         return [], [RowError(1, "ファイルが空です（見出し行がありません）")], used
     except csv.Error as exc:
         return [], [*errors, RowError(1, f"CSVとして読めません（{exc}）")], used
-    names = [HEADER_ALIASES.get(name.strip(), name.strip()) for name in header]
+    names = [_header_name(name) for name in header]
+    if not any(names):
+        return [], [*errors, RowError(1, "ファイルが空です（見出し行がありません）")], used
     header_errors = [
         RowError(1, f"必須の列「{column}」が見出し行にありません")
         for column in required
@@ -274,16 +327,46 @@ def read_rows(
         if set(range(start, previous_end + 1)) & bad_lines:
             continue  # already reported as an encoding error
         if len(values) != len(names):
+            # A quote left open swallows the following lines into one cell.
+            hint = '。「"」が閉じられていない可能性があります' if previous_end > start else ""
             errors.append(
                 RowError(
                     start,
                     f"列の数が見出し行と合いません"
-                    f"（見出し {len(names)} 列、この行 {len(values)} 列）",
+                    f"（見出し {len(names)} 列、この行 {len(values)} 列）{hint}",
                 )
             )
             continue
-        rows.append(Row(start, {n: v for n, v in zip(names, values, strict=True) if n in known}))
+        row = Row(
+            start,
+            {n: _from_cell(n, v) for n, v in zip(names, values, strict=True) if n in known},
+        )
+        for column, value in row.values.items():
+            if CONTROL.search(value.strip()):
+                row.error(f"{column}に改行・タブなどの制御文字が含まれています")
+        rows.append(row)
     return rows, errors, used
+
+
+def _header_name(text: str) -> str:
+    """A header cell in its canonical spelling: 「姓（ふりがな）」→「姓かな」."""
+    name = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+    return HEADER_ALIASES.get(name, name)
+
+
+def _from_cell(column: str, value: str) -> str:
+    """A cell as read: the apostrophe an export put before a formula character dropped,
+    and codes and ふりがな in their normal width."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_START):
+        value = value[1:]
+    if column in NORMALISED_COLUMNS:
+        value = unicodedata.normalize("NFKC", value)
+    return value
+
+
+def _to_cell(value: str) -> str:
+    """A cell as written: one that Excel could run as a formula gets an apostrophe."""
+    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 def _codes(text: str) -> list[str]:
@@ -353,8 +436,9 @@ def parse_departments(data: bytes, *, encoding: str = "auto") -> list[Department
         parent_code = row.get("上位所属コード")
         _check_parent(row, code, level, parent_code, existing, in_file)
         order_text = row.get("表示順") or "0"
-        if not order_text.isdigit():
-            row.error(f"表示順「{order_text}」は0以上の整数で入力してください")
+        # isdecimal, not isdigit (int() refuses "²" and the like); nine digits fit the column.
+        if not order_text.isdecimal() or len(order_text) > 9:
+            row.error(f"表示順「{order_text}」は9桁までの0以上の整数で入力してください")
         if not row.errors and level is not None:
             records.append(
                 DepartmentRecord(
@@ -366,8 +450,25 @@ def parse_departments(data: bytes, *, encoding: str = "auto") -> list[Department
                     sort_order=int(order_text),
                 )
             )
+    _check_children_stay_below(records, in_file)
     _reject_if_errors(rows, errors)
     return records
+
+
+def _check_children_stay_below(records: list[DepartmentRecord], in_file: dict[str, Row]) -> None:
+    """A row that lowers a department's 階層 must not leave a department that is not in
+    the file (and so keeps its parent) on the same level or above it."""
+    changed_level = {record.code: record.level for record in records}
+    children = Department.objects.filter(parent__code__in=list(changed_level)).exclude(
+        code__in=list(in_file)
+    )
+    for code, level, parent_code in children.values_list("code", "level", "parent__code"):
+        parent_level = Department.Level(changed_level[parent_code])
+        if LEVEL_RANK[parent_level] >= LEVEL_RANK[Department.Level(level)]:
+            in_file[parent_code].error(
+                f"下位所属 {code}（{LEVEL_LABEL[Department.Level(level)]}）があるため、"
+                f"{LEVEL_LABEL[parent_level]}にできません"
+            )
 
 
 def _check_parent(
@@ -473,7 +574,9 @@ def _staff_row(
     if not EXTENSION.match(extension) or len(extension) > 20:
         row.error(f"内線「{extension}」は20文字以内の数字とハイフンで入力してください")
     email = row.get("メールアドレス")
-    if email:
+    if len(email) > 254:  # EmailField's max_length; PostgreSQL would refuse it
+        row.error("メールアドレスは254文字以内で入力してください")
+    elif email:
         try:
             validate_email(email)
         except ValidationError:
@@ -604,7 +707,7 @@ def _encode(rows: Iterator[list[str]], header: Sequence[str], encoding: str) -> 
     writer.writerow(header)
     problems = []
     for number, values in enumerate(rows, start=2):
-        writer.writerow(values)
+        writer.writerow([_to_cell(value) for value in values])
         if codec == "cp932":
             try:
                 "".join(values).encode("cp932")

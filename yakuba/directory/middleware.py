@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
@@ -12,6 +13,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 
 from yakuba.lib import clock
+
+if TYPE_CHECKING:
+    from yakuba.directory.models import User
 
 SESSION_STARTED = "yakuba_started_at"
 SESSION_SEEN = "yakuba_seen_at"
@@ -21,6 +25,23 @@ SIGNED_OUT_REASON = "yakuba_signed_out_reason"
 # ``last_seen_at`` (in the session and in ``UserSession``) is written at most this
 # often, so an active session costs one write a minute, not one per request.
 TOUCH_SECONDS = 60
+
+
+def guest_expires_at(user: User) -> dt.datetime | None:
+    """When a guest's invitation runs out; None for everyone who is not a guest.  A guest
+    account without its profile has no valid invitation at all (it ran out long ago)."""
+    from yakuba.directory.models import User
+
+    if user.kind != User.Kind.GUEST:
+        return None
+    guest = getattr(user, "guest", None)
+    return guest.expires_at if guest is not None else dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def guest_expired(user: User) -> bool:
+    """Is ``user`` a guest whose invitation has run out (so may no longer sign in)?"""
+    expires = guest_expires_at(user)
+    return expires is not None and clock.now() >= expires
 
 
 class SessionPolicyMiddleware:
@@ -56,10 +77,8 @@ class SessionPolicyMiddleware:
             return None
         if not user.is_active:
             return "inactive"
-        if user.kind == User.Kind.GUEST:
-            guest = getattr(user, "guest", None)
-            if guest is None or guest.is_expired(clock.now()):
-                return "guest_expired"
+        if guest_expired(user):
+            return "guest_expired"
         return self._timed_out(request, user)
 
     def _timed_out(self, request: HttpRequest, user: object) -> str | None:

@@ -63,10 +63,15 @@ class YakubaOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]  # unt
         if not getattr(settings, "OIDC_CREATE_USER", False):
             return None
         value = claim_username(claims)
-        username = value.split("@")[0] if "@" in value else value
+        username = (value.split("@")[0] if "@" in value else value)[:150]
+        if User.objects.filter(username__iexact=username).exists():
+            # Matched by e-mail, the name part may be someone else's username: never
+            # hand over that account, and never fail on the unique constraint (a 500).
+            # Refused and audited as an unknown person by ``get_or_create_user``.
+            return None
         with transaction.atomic():
             user = User(
-                username=username[:150],
+                username=username,
                 kind=User.Kind.STAFF,
                 display_name=str(claims.get("name") or username)[:150],
                 email=str(claims.get("email") or ""),
@@ -82,13 +87,19 @@ class YakubaOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]  # unt
         return user
 
     def get_or_create_user(self, access_token: str, id_token: str, payload: Any) -> User | None:
-        user: User | None = super().get_or_create_user(access_token, id_token, payload)
-        if user is None:
-            from yakuba.directory.actions.auth import Refusal, do_record_login_failure
+        """The matched (or created) user; a refusal is audited here, because the callback
+        view turns an unknown or inactive user into a bare failure redirect."""
+        from yakuba.directory.actions.auth import Refusal, do_record_login_failure
 
-            claims = getattr(self, "last_claims", {})
+        user: User | None = super().get_or_create_user(access_token, id_token, payload)
+        claims = getattr(self, "last_claims", {})
+        if user is None:
             do_record_login_failure(
                 f"oidc:{claim_username(claims)}", None, reason=Refusal.UNKNOWN_USER
+            )
+        elif not user.is_active:
+            do_record_login_failure(
+                f"oidc:{claim_username(claims)}", user, reason=Refusal.INACTIVE, counts=False
             )
         return user
 

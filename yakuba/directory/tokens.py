@@ -13,8 +13,10 @@ import hashlib
 import hmac
 import secrets
 
+from django.db.models import Q
 from django.utils.translation import gettext_noop
 
+from yakuba.directory.middleware import guest_expired
 from yakuba.directory.models import ApiToken, User
 from yakuba.lib import clock
 
@@ -72,7 +74,7 @@ def authenticate_token(raw: str, *, scope: str | None = None) -> tuple[User, Api
     """The active user and token for a raw bearer token, or None.
 
     A token that is unknown, revoked, expired, lacks ``scope`` or belongs to an inactive
-    user authenticates nobody.  The digest is compared in constant time.  ``last_used_at``
+    user or a guest whose invitation ran out authenticates nobody.  The digest is compared in constant time.  ``last_used_at``
     is updated at most once a minute (a conditional UPDATE, so concurrent calls write once).
     """
     if scope is not None and scope not in TOKEN_SCOPES:
@@ -88,7 +90,7 @@ def authenticate_token(raw: str, *, scope: str | None = None) -> tuple[User, Api
     for candidate in ApiToken.objects.filter(prefix=prefix).select_related("user"):
         if hmac.compare_digest(candidate.digest, digest):
             match = candidate
-    if match is None or not match.is_usable(now) or not match.user.is_active:
+    if match is None or not token_holds(match, now):
         return None
     if scope is not None and scope not in match.scopes:
         return None
@@ -96,12 +98,16 @@ def authenticate_token(raw: str, *, scope: str | None = None) -> tuple[User, Api
     return match.user, match
 
 
+def token_holds(token: ApiToken, now: dt.datetime) -> bool:
+    """Neither revoked nor expired, and its user active (and, for a guest, invited still).
+    Reads ``token.user``: fetch it with ``select_related``."""
+    return token.is_usable(now) and token.user.is_active and not guest_expired(token.user)
+
+
 def _touch(token: ApiToken, now: dt.datetime) -> None:
     stale = now - LAST_USED_RESOLUTION
     if token.last_used_at is not None and token.last_used_at > stale:
         return
-    from django.db.models import Q
-
     ApiToken.objects.filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale), pk=token.pk
     ).update(last_used_at=now)

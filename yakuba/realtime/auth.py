@@ -19,9 +19,9 @@ from django.conf import settings
 from django.contrib.auth import get_user
 from django.http.cookie import parse_cookie
 
-from yakuba.directory.middleware import SESSION_SEEN, SESSION_STARTED
+from yakuba.directory.middleware import SESSION_SEEN, SESSION_STARTED, guest_expires_at
 from yakuba.directory.models import ApiToken, User
-from yakuba.directory.tokens import authenticate_token
+from yakuba.directory.tokens import authenticate_token, token_holds
 from yakuba.lib import clock
 
 TOKEN_SCOPE = "realtime"  # noqa: S105  # a scope name, not a secret
@@ -29,11 +29,18 @@ TOKEN_SCOPE = "realtime"  # noqa: S105  # a scope name, not a secret
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated socket's user and the credential it used (exactly one of the two)."""
+    """An authenticated socket's user and the credential it used (exactly one of the two).
+
+    ``recheck_at`` (a ``clock`` timestamp, None: never) is when the credential may stop
+    holding by itself, with no event to say so: the token's expiry, the session's idle or
+    absolute limit, or a guest's invitation running out.  The gateway asks
+    ``reauthenticate`` again then.
+    """
 
     user_id: int
     session_key: str | None = None
     token_id: int | None = None
+    recheck_at: float | None = None
 
 
 def header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
@@ -58,16 +65,19 @@ def authenticate(
     return None
 
 
-def still_valid(principal: Principal) -> bool:
-    """Is the credential the socket was opened with still good (session not ended, token
-    not revoked or expired, user still active)?"""
+def reauthenticate(principal: Principal) -> Principal | None:
+    """The principal again, with a fresh ``recheck_at``, if the credential the socket was
+    opened with still holds (session not ended or timed out, token not revoked or
+    expired, user still active and the same, a guest still invited); else None."""
     if principal.token_id is not None:
         token = ApiToken.objects.select_related("user").filter(pk=principal.token_id).first()
-        return token is not None and token.is_usable(clock.now()) and token.user.is_active
+        if token is None or not token_holds(token, clock.now()):
+            return None
+        return _token_principal_of(token)
     if principal.session_key is None:
-        return False
+        return None
     again = _session_principal(principal.session_key)
-    return again is not None and again.user_id == principal.user_id
+    return again if again is not None and again.user_id == principal.user_id else None
 
 
 def _bearer(headers: list[tuple[bytes, bytes]]) -> str:
@@ -77,13 +87,20 @@ def _bearer(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 def _token_principal(raw: str) -> Principal | None:
+    # authenticate_token refuses revoked, expired and out-of-scope tokens and inactive users.
     found = authenticate_token(raw, scope=TOKEN_SCOPE)
-    if found is None:
-        return None
-    user, token = found
-    if not user.is_active:
-        return None
-    return Principal(user_id=user.pk, token_id=token.pk)
+    return None if found is None else _token_principal_of(found[1])
+
+
+def _token_principal_of(token: ApiToken) -> Principal:
+    deadline = _earliest(token.expires_at, guest_expires_at(token.user))
+    return Principal(user_id=token.user_id, token_id=token.pk, recheck_at=deadline)
+
+
+def _earliest(*moments: dt.datetime | float | None) -> float | None:
+    stamps = [m.timestamp() if isinstance(m, dt.datetime) else m for m in moments]
+    known = [stamp for stamp in stamps if stamp is not None]
+    return min(known) if known else None
 
 
 def _session_principal(session_key: str) -> Principal | None:
@@ -92,18 +109,21 @@ def _session_principal(session_key: str) -> Principal | None:
     # get_user only reads request.session: it checks the session's auth hash (a changed
     # password ends old sessions) and, through the backend, that the user is active.
     user = get_user(SimpleNamespace(session=session))  # type: ignore[arg-type]  # duck-typed request
-    if not isinstance(user, User) or not user.is_active or _past_policy_limits(session):
+    if not isinstance(user, User) or not user.is_active:
         return None
-    return Principal(user_id=user.pk, session_key=session_key)
+    deadline = _earliest(_policy_deadline(session), guest_expires_at(user))
+    if deadline is not None and deadline <= clock.now().timestamp():
+        return None
+    return Principal(user_id=user.pk, session_key=session_key, recheck_at=deadline)
 
 
-def _past_policy_limits(session: Any) -> bool:
-    """The idle and absolute timeouts of ``SessionPolicyMiddleware``, checked read-only."""
+def _policy_deadline(session: Any) -> float | None:
+    """When ``SessionPolicyMiddleware`` would end the session (idle or absolute limit),
+    read without writing; None for a session our sign-in did not stamp."""
     started = session.get(SESSION_STARTED)
     seen = session.get(SESSION_SEEN)
     if started is None or seen is None:
-        return False
-    now = clock.now().timestamp()
+        return None
     idle = dt.timedelta(minutes=settings.SESSION_IDLE_TIMEOUT_MINUTES).total_seconds()
     absolute = dt.timedelta(hours=settings.SESSION_ABSOLUTE_TIMEOUT_HOURS).total_seconds()
-    return bool(now - float(seen) > idle or now - float(started) > absolute)
+    return min(float(seen) + idle, float(started) + absolute)

@@ -25,6 +25,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import close_old_connections
 
+from yakuba.lib import clock
 from yakuba.realtime import auth, bus, metrics
 from yakuba.realtime.auth import Principal
 from yakuba.realtime.models import EventStream, UserEvent
@@ -261,11 +262,24 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
         # this session (the user signed in again since), and a token is no session: for
         # those, close only if the credential no longer holds.
         live = event_id > self.head_at_start
-        if (live and self.principal.session_key is not None) or not await in_db_thread(
-            auth.still_valid
-        )(self.principal):
+        if (live and self.principal.session_key is not None) or not await self.recheck():
             metrics.inc("yakuba_realtime_session_closes_total")
             await self.shut(CLOSE_UNAUTHENTICATED)
+
+    async def recheck(self) -> bool:
+        """Does the socket's credential still hold?  Keeps its new ``recheck_at``."""
+        again = await in_db_thread(auth.reauthenticate)(self.principal)
+        if again is not None:
+            self.principal = again
+        return again is not None
+
+    async def credential_expired(self) -> bool:
+        """Has the credential run out by itself (token expiry, session timeout)?  Checked
+        on each heartbeat; costs a query only once its ``recheck_at`` has passed."""
+        recheck_at = self.principal.recheck_at
+        if recheck_at is None or clock.now().timestamp() < recheck_at:
+            return False
+        return not await self.recheck()
 
     # --- bus.Subscriber: called from any thread ------------------------------------
 
@@ -299,6 +313,10 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
             if self.unanswered_pings >= 2:
                 metrics.inc("yakuba_realtime_heartbeat_timeouts_total")
                 await self.shut(CLOSE_HEARTBEAT)
+                return
+            if await self.credential_expired():
+                metrics.inc("yakuba_realtime_session_closes_total")
+                await self.shut(CLOSE_UNAUTHENTICATED)
                 return
             if self.state.value is State.CONNECTING and ticks >= 2:
                 await self.shut(CLOSE_PROTOCOL)  # authenticated, but never said hello

@@ -28,7 +28,7 @@ from yakuba.audit.models import AuditAction
 from yakuba.audit.record import Actor, record
 from yakuba.directory import tokens
 from yakuba.directory import totp as totp_lib
-from yakuba.directory.middleware import SESSION_SEEN, SESSION_STARTED
+from yakuba.directory.middleware import SESSION_SEEN, SESSION_STARTED, guest_expired
 from yakuba.directory.models import ApiToken, Role, RoleGrant, User, UserSession
 from yakuba.lib import clock
 from yakuba.lib.request_context import client_address
@@ -77,14 +77,18 @@ def is_locked(user: User, at: dt.datetime | None = None) -> bool:
 def check_password_sign_in(request: HttpRequest, username: str, password: str) -> SignInCheck:
     """Check a username and password against every configured backend (local, LDAP).
 
-    A locked account is refused before its password is even tried, so a lock also stops
-    guessing against the directory.  Failures are counted and audited; an unknown
-    username is audited with the attempted name.
+    The attempt is counted before the password is tried (``claim_sign_in_attempt``), so
+    a locked account, or one with ``LOCKOUT_THRESHOLD`` attempts already in flight, is
+    refused without a password check: concurrent guesses cannot outrun the lock.  A right
+    password gives its claim back.  Failures are audited; an unknown username is audited
+    with the attempted name.  Once the account is locked, every refusal says "locked",
+    whether or not the password was right, so a burst of guesses learns nothing.
     """
-    existing = User.objects.filter(username=username).first()
-    if existing is not None and is_locked(existing):
-        do_record_login_failure(username, existing, reason=Refusal.LOCKED, counts=False)
-        return SignInCheck(None, Refusal.LOCKED, existing.locked_until)
+    existing = find_user(username)
+    if existing is not None:
+        refused = check_claim_attempt(existing, username=username)
+        if refused is not None:
+            return refused
     user = authenticate(request, username=username, password=password)
     if not isinstance(user, User):
         if existing is None:
@@ -95,11 +99,64 @@ def check_password_sign_in(request: HttpRequest, username: str, password: str) -
             # log only (the person is told what a wrong password would tell them).
             do_record_login_failure(username, existing, reason=Refusal.INACTIVE, counts=False)
             return SignInCheck(None, Refusal.INVALID)
-        locked_until = do_record_login_failure(username, existing, reason=Refusal.INVALID)
+        locked_until = do_record_login_failure(
+            username, existing, reason=Refusal.INVALID, claimed=True
+        )
         if locked_until is not None:
             return SignInCheck(None, Refusal.LOCKED, locked_until)
         return SignInCheck(None, Refusal.INVALID)
+    if existing is not None:
+        release_sign_in_attempt(existing)
     return check_user_may_sign_in(user, username=username)
+
+
+def find_user(username: str) -> User | None:
+    """The account a typed username names: the exact match, else the one that matches
+    ignoring case.  LDAP matches case-insensitively (``ALICE`` signs ``alice`` in), so the
+    failures of ``ALICE`` must count against ``alice`` too."""
+    exact = User.objects.filter(username=username).first()
+    if exact is not None:
+        return exact
+    return User.objects.filter(username__iexact=username).order_by("pk").first()
+
+
+def claim_sign_in_attempt(user: User) -> bool:
+    """Count one attempt at ``user``'s credentials before checking them; False (counting
+    nothing) when the account is locked or already has ``LOCKOUT_THRESHOLD`` attempts.
+
+    A conditional ``UPDATE … WHERE failed_logins < threshold``, so of any number of
+    concurrent attempts at most the threshold get their credentials checked.  The claim
+    stays as the failure's count; ``release_sign_in_attempt`` gives it back when the
+    credential was right; ``do_login`` clears the count.
+    """
+    rows = User.objects.filter(pk=user.pk)
+    # A lock that has run out starts a fresh count.
+    rows.filter(locked_until__lte=clock.now()).update(failed_logins=0, locked_until=None)
+    claimed = rows.filter(
+        locked_until__isnull=True, failed_logins__lt=settings.LOCKOUT_THRESHOLD
+    ).update(failed_logins=F("failed_logins") + 1)
+    return bool(claimed)
+
+
+def check_claim_attempt(user: User, *, username: str) -> SignInCheck | None:
+    """``claim_sign_in_attempt``, auditing a refusal: None when the attempt may go on,
+    else the "locked" refusal to show.
+
+    A refusal also sets the lock if the count is at the threshold with none set yet
+    (attempts still in flight, or one whose request died before its outcome), so the
+    account never stays refused without a lock that runs out.
+    """
+    if claim_sign_in_attempt(user):
+        return None
+    locked_until = do_record_login_failure(username, user, reason=Refusal.LOCKED, claimed=True)
+    return SignInCheck(None, Refusal.LOCKED, locked_until)
+
+
+def release_sign_in_attempt(user: User) -> None:
+    """Give back a claim whose credential was right (the next step, TOTP, claims anew)."""
+    User.objects.filter(pk=user.pk, failed_logins__gt=0).update(
+        failed_logins=F("failed_logins") - 1
+    )
 
 
 def check_user_may_sign_in(user: User, *, username: str) -> SignInCheck:
@@ -113,7 +170,7 @@ def check_user_may_sign_in(user: User, *, username: str) -> SignInCheck:
         refusal = Refusal.INACTIVE
     elif is_locked(user):
         refusal = Refusal.LOCKED
-    elif _guest_expired(user):
+    elif guest_expired(user):
         refusal = Refusal.GUEST_EXPIRED
     if refusal is None:
         return SignInCheck(user)
@@ -123,37 +180,38 @@ def check_user_may_sign_in(user: User, *, username: str) -> SignInCheck:
     return SignInCheck(None, shown, user.locked_until)
 
 
-def _guest_expired(user: User) -> bool:
-    if user.kind != User.Kind.GUEST:
-        return False
-    guest = getattr(user, "guest", None)
-    # A guest account without its profile has no valid invitation at all.
-    return guest is None or guest.is_expired(clock.now())
-
-
 def do_record_login_failure(
-    username: str, user: User | None, *, reason: Refusal, counts: bool = True
+    username: str,
+    user: User | None,
+    *,
+    reason: Refusal,
+    counts: bool = True,
+    claimed: bool = False,
 ) -> dt.datetime | None:
     """Audit a failed sign-in and, when ``counts``, add it to the user's consecutive
-    failures; lock the account when they reach ``LOCKOUT_THRESHOLD``.
+    failures (``claimed``: ``claim_sign_in_attempt`` already added it); lock the account
+    when they reach ``LOCKOUT_THRESHOLD``.
 
-    Returns the lock's end when this failure locked the account.  The counter moves
-    with conditional UPDATEs (``F() + 1``, then "lock if at threshold and not locked"),
-    so concurrent failures each count and exactly one of them locks and audits the lock.
+    Returns the end of the lock the account is under after this failure, whether this
+    failure locked it or a concurrent one did (None when it is not locked).  The counter
+    moves with conditional UPDATEs (``F() + 1``, then "lock if at threshold and not
+    locked"), so concurrent failures each count and exactly one of them locks and
+    audits the lock.
     """
     attempted = username[:150]
     with transaction.atomic():
         now = clock.now()
         locked_until: dt.datetime | None = None
+        newly_locked = False
         if user is not None and counts:
-            locked_until = _count_failure(user, now)
+            locked_until, newly_locked = _count_failure(user, now, add=not claimed)
         record(
             AuditAction.LOGIN_FAILED,
             actor=Actor.anonymous(attempted),
             target=user,
             details={"username": attempted, "reason": reason.value},
         )
-        if user is not None and locked_until is not None:
+        if user is not None and newly_locked and locked_until is not None:
             record(
                 AuditAction.ACCOUNT_LOCKED,
                 actor=Actor.system("サインイン制限"),
@@ -166,16 +224,20 @@ def do_record_login_failure(
     return locked_until
 
 
-def _count_failure(user: User, now: dt.datetime) -> dt.datetime | None:
+def _count_failure(user: User, now: dt.datetime, *, add: bool) -> tuple[dt.datetime | None, bool]:
+    """(the lock's end or None, whether this call set the lock)."""
     rows = User.objects.filter(pk=user.pk)
-    # A lock that has run out starts a fresh count.
-    rows.filter(locked_until__lte=now).update(failed_logins=0, locked_until=None)
-    rows.update(failed_logins=F("failed_logins") + 1)
+    if add:
+        # A lock that has run out starts a fresh count.
+        rows.filter(locked_until__lte=now).update(failed_logins=0, locked_until=None)
+        rows.update(failed_logins=F("failed_logins") + 1)
     until = now + dt.timedelta(minutes=settings.LOCKOUT_MINUTES)
-    locked = rows.filter(
-        failed_logins__gte=settings.LOCKOUT_THRESHOLD, locked_until__isnull=True
-    ).update(locked_until=until)
-    return until if locked else None
+    if rows.filter(failed_logins__gte=settings.LOCKOUT_THRESHOLD, locked_until__isnull=True).update(
+        locked_until=until
+    ):
+        return until, True
+    current = rows.filter(locked_until__gt=now).values_list("locked_until", flat=True).first()
+    return current, False
 
 
 def do_unlock_user(user: User, *, acting_user: ActingUser) -> None:
@@ -396,14 +458,25 @@ def do_reactivate_user(user: User, *, acting_user: ActingUser, reason: str = "")
 
 
 def check_new_password(user: User, current: str, new: str) -> list[str]:
-    """Problems with a password change, in Japanese (empty when it may go ahead)."""
+    """Problems with a password change, in Japanese (empty when it may go ahead).
+
+    The current password is a guess like one at the sign-in page (the session may be a
+    borrowed one): it is counted towards the lockout, and a wrong one is audited.
+    """
     from django.contrib.auth.password_validation import validate_password
     from django.core.exceptions import ValidationError
 
     if not user.has_usable_password():
         return ["このアカウントのパスワードは組織のディレクトリで管理されています。"]
+    if check_claim_attempt(user, username=user.username) is not None:
+        return [
+            "失敗が続いたため、このアカウントは一時的にロックされています。"
+            "しばらくしてからもう一度お試しください。"
+        ]
     if not user.check_password(current):
+        do_record_login_failure(user.username, user, reason=Refusal.INVALID, claimed=True)
         return ["現在のパスワードが違います。"]
+    release_sign_in_attempt(user)
     try:
         validate_password(new, user)
     except ValidationError as exc:

@@ -49,6 +49,17 @@ def _acting_user(acting: Acting | None) -> User | None:
     return acting if isinstance(acting, User) else None
 
 
+# What changes the department channels a person belongs to.
+MEMBERSHIP_FIELDS = {"department", "concurrent_posts", "status"}
+
+
+def notify_memberships_changed(user_ids: Sequence[int]) -> None:
+    """Tell people whose 所属, 兼務 or 在職状況 changed, after commit, so that department
+    channels and open pages refresh their membership."""
+    if user_ids:
+        send_event_on_commit({"type": "directory", "op": "memberships_changed"}, list(user_ids))
+
+
 # --- Departments ------------------------------------------------------------------------
 
 
@@ -199,6 +210,8 @@ def do_change_staff(
         record(
             AuditAction.STAFF_CHANGED, actor=acting_user, target=staff, details={"changes": changed}
         )
+        if "department" in changed:
+            notify_memberships_changed([staff.user_id])
     return list(changed)
 
 
@@ -217,31 +230,32 @@ def do_set_concurrent_posts(
     staff: StaffProfile, departments: Iterable[Department], *, acting_user: Acting | None
 ) -> bool:
     """Replace the person's 兼務 with ``departments``; returns whether anything changed."""
-    wanted = {d.pk: d for d in departments if d.pk != staff.department_id}
     with transaction.atomic():
         before = _concurrent_codes(staff)
-        removed = ConcurrentPost.objects.filter(staff=staff).exclude(department_id__in=list(wanted))
-        held = set(
-            ConcurrentPost.objects.filter(staff=staff).values_list("department_id", flat=True)
-        )
-        deleted, _ = removed.delete()
-        ConcurrentPost.objects.bulk_create(
-            [
-                ConcurrentPost(staff=staff, department=d)
-                for pk, d in wanted.items()
-                if pk not in held
-            ]
-        )
-        after = _concurrent_codes(staff)
-        if before == after and not deleted:
+        if not _replace_concurrent_posts(staff, departments):
             return False
+        after = _concurrent_codes(staff)
         record(
             AuditAction.STAFF_CHANGED,
             actor=acting_user,
             target=staff,
             details={"changes": {"concurrent_posts": [before, after]}},
         )
+        notify_memberships_changed([staff.user_id])
     return True
+
+
+def _replace_concurrent_posts(staff: StaffProfile, departments: Iterable[Department]) -> bool:
+    """Make the person's 兼務 exactly ``departments`` (less the primary 所属); True when
+    that changed anything.  Runs inside the caller's transaction; no audit of its own."""
+    wanted = {d.pk: d for d in departments if d.pk != staff.department_id}
+    posts = ConcurrentPost.objects.filter(staff=staff)
+    held = set(posts.values_list("department_id", flat=True))
+    deleted, _ = posts.exclude(department_id__in=list(wanted)).delete()
+    added = ConcurrentPost.objects.bulk_create(
+        [ConcurrentPost(staff=staff, department=d) for pk, d in wanted.items() if pk not in held]
+    )
+    return bool(deleted or added)
 
 
 def _concurrent_codes(staff: StaffProfile) -> list[str]:
@@ -463,9 +477,6 @@ def sync_departments(records: Sequence[DepartmentRecord]) -> SyncResult:
     return result
 
 
-MEMBERSHIP_FIELDS = {"department", "concurrent_posts", "status"}
-
-
 def sync_staff(records: Sequence[StaffRecord], *, acting_user: Acting | None) -> SyncResult:
     """Upsert staff by 職員番号 in bulk (new people: a User with an unusable password and
     the ``staff`` role).  Retiring someone deactivates their account.  No audit entry of
@@ -493,8 +504,7 @@ def sync_staff(records: Sequence[StaffRecord], *, acting_user: Acting | None) ->
             result.unchanged += 1
         if MEMBERSHIP_FIELDS & set(changed):
             moved.append(staff.user_id)
-    # Department channels follow 所属 and 兼務: tell the people whose membership changed.
-    send_event_on_commit({"type": "directory", "op": "memberships_changed"}, moved)
+    notify_memberships_changed(moved)
     return result
 
 
@@ -581,17 +591,11 @@ def _update_staff(
         staff.user.save(update_fields=["username"])
         changed.append("username")
     changed += _update_status(staff, rec, acting_user)
-    if rec.concurrent_codes is not None and set(rec.concurrent_codes) != held:
-        ConcurrentPost.objects.filter(staff=staff).exclude(
-            department__code__in=rec.concurrent_codes
-        ).delete()
-        ConcurrentPost.objects.bulk_create(
-            [
-                ConcurrentPost(staff=staff, department=departments[code])
-                for code in rec.concurrent_codes
-                if code not in held
-            ]
-        )
+    # ``held`` was read for everyone in one query: most rows change no 兼務 and cost none.
+    # Without a 兼務 column the 兼務 stay, less one in the department that became primary.
+    codes = held if rec.concurrent_codes is None else set(rec.concurrent_codes)
+    if codes != held or rec.department_code in held:
+        _replace_concurrent_posts(staff, [departments[code] for code in codes])
         changed.append("concurrent_posts")
     return changed
 
@@ -827,19 +831,9 @@ def _apply_transfer(
         changed.append("title")
     if changed:
         staff.save(update_fields=changed)
-    wanted = {
-        departments[code]
-        for code in transfer.concurrent_department_codes
-        if code in departments and code != staff.department.code
-    }
-    missing = [code for code in transfer.concurrent_department_codes if code not in departments]
-    ConcurrentPost.objects.filter(staff=staff).exclude(
-        department__in=[d.pk for d in wanted]
-    ).delete()
-    held = set(ConcurrentPost.objects.filter(staff=staff).values_list("department_id", flat=True))
-    ConcurrentPost.objects.bulk_create(
-        [ConcurrentPost(staff=staff, department=d) for d in wanted if d.pk not in held]
-    )
+    codes = transfer.concurrent_department_codes
+    missing = [code for code in codes if code not in departments]
+    _replace_concurrent_posts(staff, [departments[code] for code in codes if code in departments])
     entry: dict[str, Any] = {
         "employee_number": staff.employee_number,
         "before": before,

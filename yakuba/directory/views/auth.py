@@ -73,7 +73,9 @@ def _refusal_message(check: actions.SignInCheck) -> str:
 
 
 def _safe_next(request: HttpRequest, next_url: str) -> str:
-    allowed = url_has_allowed_host_and_scheme(
+    """``next_url`` if it is a path on this site, else "".  Only paths: ``redirect``
+    reads anything else as a URL name, and an unknown name is a 500."""
+    allowed = next_url.startswith("/") and url_has_allowed_host_and_scheme(
         next_url, {request.get_host()}, require_https=request.is_secure()
     )
     return next_url if allowed else ""
@@ -137,6 +139,9 @@ def begin_sign_in(request: HttpRequest, user: User, *, method: str, next_url: st
     """
     if user.totp_enabled or actions.totp_required(user):
         purpose = "verify" if user.totp_enabled else "enrol"
+        # The half-signed-in state is worth stealing too: give it a fresh session id,
+        # not the one the browser arrived with (which someone may have planted).
+        request.session.cycle_key()
         request.session[PENDING] = {
             "user": user.pk,
             "purpose": purpose,
@@ -192,27 +197,38 @@ def login_totp_view(request: HttpRequest) -> HttpResponse:
         return _login_page(
             request, username=user.username, error=_refusal_message(check), status=403
         )
+    # Counted before the code is checked, as passwords are: concurrent guesses at the
+    # code cannot outrun the lockout.
+    refused = actions.check_claim_attempt(user, username=user.username)
+    if refused is not None:
+        return _locked_page(request, user, refused.locked_until)
     result = actions.check_totp_code(user, request.POST.get("code", ""))
     if result is actions.TotpResult.OK:
         return _finish_sign_in(request, user, method=pending["method"], next_url=pending["next"])
-    reason = (
-        actions.Refusal.TOTP_REPLAYED
-        if result is actions.TotpResult.REPLAYED
-        else actions.Refusal.TOTP_INVALID
+    locked_until = actions.do_record_login_failure(
+        user.username, user, reason=_totp_refusal(result), claimed=True
     )
-    locked_until = actions.do_record_login_failure(user.username, user, reason=reason)
     if locked_until is not None:
-        request.session.pop(PENDING, None)
-        check = actions.SignInCheck(None, actions.Refusal.LOCKED, locked_until)
-        return _login_page(
-            request, username=user.username, error=_refusal_message(check), status=403
-        )
+        return _locked_page(request, user, locked_until)
     error = (
         _("この確認コードは既に使われています。次のコードが表示されるまでお待ちください。")
         if result is actions.TotpResult.REPLAYED
         else _("確認コードが正しくありません。")
     )
     return render(request, "auth/login_totp.html", {"error": error}, status=401)
+
+
+def _totp_refusal(result: actions.TotpResult) -> actions.Refusal:
+    if result is actions.TotpResult.REPLAYED:
+        return actions.Refusal.TOTP_REPLAYED
+    return actions.Refusal.TOTP_INVALID
+
+
+def _locked_page(request: HttpRequest, user: User, until: dt.datetime | None) -> HttpResponse:
+    """The sign-in page saying the account is locked; the pending sign-in is forgotten."""
+    request.session.pop(PENDING, None)
+    check = actions.SignInCheck(None, actions.Refusal.LOCKED, until)
+    return _login_page(request, username=user.username, error=_refusal_message(check), status=403)
 
 
 def _enrol_context(request: HttpRequest, user: User, secret: str, **extra: Any) -> dict[str, Any]:
@@ -410,9 +426,20 @@ def account_totp_disable_view(request: HttpRequest) -> HttpResponse:
     if actions.totp_required(user):
         messages.error(request, _("あなたのロールでは二要素認証が必須のため、解除できません。"))
         return redirect("account")
-    if actions.check_totp_code(user, request.POST.get("code", "")) is not actions.TotpResult.OK:
+    # A code typed here is a guess at the second factor (perhaps from a borrowed
+    # session): counted, audited and locked out exactly like one at sign-in.
+    refused = actions.check_claim_attempt(user, username=user.username)
+    if refused is not None:
+        messages.error(request, _refusal_message(refused))
+        return redirect("account")
+    result = actions.check_totp_code(user, request.POST.get("code", ""))
+    if result is not actions.TotpResult.OK:
+        actions.do_record_login_failure(
+            user.username, user, reason=_totp_refusal(result), claimed=True
+        )
         messages.error(request, _("確認コードが正しくないため、二要素認証を解除しませんでした。"))
         return redirect("account")
+    actions.release_sign_in_attempt(user)
     actions.do_disable_totp(user, acting_user=user)
     messages.success(request, _("二要素認証を解除しました。"))
     return redirect("account")
@@ -534,7 +561,8 @@ class TokenForm:
             errors.append(_("トークンの名前を入力してください。"))
         if not self.scopes:
             errors.append(_("スコープを1つ以上選んでください。"))
-        if self.days and (not self.days.isdigit() or not 1 <= int(self.days) <= 3650):
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        if self.days and (not self.days.isdecimal() or not 1 <= int(self.days) <= 3650):
             errors.append(_("有効日数は1から3650までの数字で入力してください（空欄は無期限）。"))
         return errors
 
@@ -559,7 +587,7 @@ def admin_tokens_view(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "auth/admin_tokens.html", context)
     form = context["form"] = TokenForm.from_post(request)
-    owner = machines.filter(pk=int(form.user)).first() if form.user.isdigit() else None
+    owner = machines.filter(pk=int(form.user)).first() if form.user.isdecimal() else None
     errors = form.errors(owner)
     if errors or owner is None:
         context["errors"] = errors

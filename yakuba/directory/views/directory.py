@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from yakuba.directory import access
+from yakuba.directory import access, csv_io
 from yakuba.directory.actions import staff as actions
 from yakuba.directory.csv_io import CsvExportError, CsvRejected
 from yakuba.directory.models import User
@@ -145,6 +145,12 @@ def _run_import(
     kind: str, data: bytes, file_name: str, form: dict[str, object], user: User | None
 ) -> str:
     encoding = str(form["encoding"])
+    if kind == "transfers" and form["dry_run"]:
+        # Only a check: registering a batch is the write that 試行のみ promises not to do.
+        records = csv_io.parse_transfers(data, encoding=encoding)
+        return _("試行のみ（登録していません）: %(count)d名の異動に誤りはありません。") % {
+            "count": len(records)
+        }
     if kind == "transfers":
         effective_on = dt.date.fromisoformat(str(form["effective_on"]))
         batch = actions.check_schedule_transfers(

@@ -13,7 +13,6 @@ the first broken entry), 2 for bad arguments.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +132,7 @@ class Command(BaseCommand):
                 f"{summary.first_seq}–{summary.last_seq}) to {options['output']}"
             )
         else:
-            write_export(sys.stdout, start, end)
+            write_export(self.stdout, start, end)
 
     def do_prune(self, options: dict[str, Any]) -> None:
         from yakuba.audit.actions import command_actor, do_prune

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Count
 
 from yakuba.audit.record import Actor
 from yakuba.directory.actions.staff import (
@@ -75,9 +76,9 @@ class Command(BaseCommand):
         )
 
     def _list(self) -> None:
-        for batch in TransferBatch.objects.order_by("-effective_on", "-pk"):
+        batches = TransferBatch.objects.annotate(size=Count("transfers"))
+        for batch in batches.order_by("-effective_on", "-pk"):
             label = TransferBatch.Status(batch.status).label
             self.stdout.write(
-                f"{batch.pk}\t{batch.effective_on}\t{label}\t{batch.name}"
-                f"\t{batch.transfers.count()}名"
+                f"{batch.pk}\t{batch.effective_on}\t{label}\t{batch.name}\t{batch.size}名"
             )

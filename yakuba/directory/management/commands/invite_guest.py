@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.validators import validate_email
 
 from yakuba.audit.record import Actor
 from yakuba.directory.actions.staff import DirectoryError, do_invite_guest
@@ -32,10 +35,17 @@ class Command(BaseCommand):
             raise CommandError("--expires は 2026-03-31 の形式で指定してください。") from None
         # Access ends when the last day ends in Tokyo.
         expires_at = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), clock.TOKYO)
+        try:
+            validate_email(options["email"])
+        except ValidationError:
+            message = f"--email {options['email']} はメールアドレスの形式ではありません。"
+            raise CommandError(message) from None
         password = None
         if options["password_file"]:
-            with open(options["password_file"], encoding="utf-8") as handle:
-                password = handle.read().strip()
+            try:
+                password = Path(options["password_file"]).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CommandError(f"パスワードのファイルを読めません: {exc}") from None
         try:
             user = do_invite_guest(
                 name=options["name"],
