@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
@@ -81,29 +81,26 @@ class SessionPolicyMiddleware:
             return "guest_expired"
         return self._timed_out(request, user)
 
-    def _timed_out(self, request: HttpRequest, user: object) -> str | None:
-        from yakuba.directory.models import User, UserSession
+    def _timed_out(self, request: HttpRequest, user: User) -> str | None:
+        from yakuba.directory.models import UserSession
 
         now = clock.now()
         stamp = now.timestamp()
-        started = request.session.get(SESSION_STARTED)
-        seen = request.session.get(SESSION_SEEN)
-        if started is None or seen is None:
+        deadlines = session_deadlines(request.session)
+        if deadlines is None:
             # A session made outside our sign-in (Django's test client, the admin's
             # login): adopt it, so that it is tracked, listed and can be ended.
             from yakuba.directory.actions.auth import track_session
 
-            assert isinstance(user, User)
             request.session[SESSION_STARTED] = request.session[SESSION_SEEN] = stamp
             track_session(request, user, now)
             return None
-        idle = dt.timedelta(minutes=settings.SESSION_IDLE_TIMEOUT_MINUTES).total_seconds()
-        absolute = dt.timedelta(hours=settings.SESSION_ABSOLUTE_TIMEOUT_HOURS).total_seconds()
-        if stamp - float(started) > absolute:
+        idle_until, absolute_until = deadlines
+        if stamp > absolute_until:
             return "absolute"
-        if stamp - float(seen) > idle:
+        if stamp > idle_until:
             return "idle"
-        if stamp - float(seen) > TOUCH_SECONDS:
+        if stamp - float(request.session[SESSION_SEEN]) > TOUCH_SECONDS:
             request.session[SESSION_SEEN] = stamp
             touched = UserSession.objects.filter(session_key=request.session.session_key).update(
                 last_seen_at=now
@@ -113,6 +110,19 @@ class SessionPolicyMiddleware:
                 # this request was on its way.
                 return "ended"
         return None
+
+
+def session_deadlines(session: Any) -> tuple[float, float] | None:
+    """(idle, absolute) limits of a session as ``clock`` timestamps: it ends when the
+    time passes either.  None for a session our sign-in did not stamp.  Reads only, so
+    the real-time gateway checks its sockets' sessions with it too."""
+    started = session.get(SESSION_STARTED)
+    seen = session.get(SESSION_SEEN)
+    if started is None or seen is None:
+        return None
+    idle = dt.timedelta(minutes=settings.SESSION_IDLE_TIMEOUT_MINUTES).total_seconds()
+    absolute = dt.timedelta(hours=settings.SESSION_ABSOLUTE_TIMEOUT_HOURS).total_seconds()
+    return float(seen) + idle, float(started) + absolute
 
 
 class UserLanguageMiddleware:

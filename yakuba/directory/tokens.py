@@ -74,8 +74,9 @@ def authenticate_token(raw: str, *, scope: str | None = None) -> tuple[User, Api
     """The active user and token for a raw bearer token, or None.
 
     A token that is unknown, revoked, expired, lacks ``scope`` or belongs to an inactive
-    user or a guest whose invitation ran out authenticates nobody.  The digest is compared in constant time.  ``last_used_at``
-    is updated at most once a minute (a conditional UPDATE, so concurrent calls write once).
+    user or a guest whose invitation ran out authenticates nobody.  The digest is compared
+    in constant time.  ``last_used_at`` is updated at most once a minute (a conditional
+    UPDATE, so concurrent calls write once).
     """
     if scope is not None and scope not in TOKEN_SCOPES:
         raise UnknownScope(scope)

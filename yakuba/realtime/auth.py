@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth import get_user
 from django.http.cookie import parse_cookie
 
-from yakuba.directory.middleware import SESSION_SEEN, SESSION_STARTED, guest_expires_at
+from yakuba.directory.middleware import guest_expires_at, session_deadlines
 from yakuba.directory.models import ApiToken, User
 from yakuba.directory.tokens import authenticate_token, token_holds
 from yakuba.lib import clock
@@ -111,19 +111,8 @@ def _session_principal(session_key: str) -> Principal | None:
     user = get_user(SimpleNamespace(session=session))  # type: ignore[arg-type]  # duck-typed request
     if not isinstance(user, User) or not user.is_active:
         return None
-    deadline = _earliest(_policy_deadline(session), guest_expires_at(user))
+    limits = session_deadlines(session)
+    deadline = _earliest(min(limits) if limits else None, guest_expires_at(user))
     if deadline is not None and deadline <= clock.now().timestamp():
         return None
     return Principal(user_id=user.pk, session_key=session_key, recheck_at=deadline)
-
-
-def _policy_deadline(session: Any) -> float | None:
-    """When ``SessionPolicyMiddleware`` would end the session (idle or absolute limit),
-    read without writing; None for a session our sign-in did not stamp."""
-    started = session.get(SESSION_STARTED)
-    seen = session.get(SESSION_SEEN)
-    if started is None or seen is None:
-        return None
-    idle = dt.timedelta(minutes=settings.SESSION_IDLE_TIMEOUT_MINUTES).total_seconds()
-    absolute = dt.timedelta(hours=settings.SESSION_ABSOLUTE_TIMEOUT_HOURS).total_seconds()
-    return min(float(seen) + idle, float(started) + absolute)

@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 
+from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
 from yakuba.lib import clock
@@ -102,6 +103,11 @@ def run_once(name: str | None = None) -> int:
 def run_forever(stop: threading.Event, *, poll_seconds: float = 1.0) -> None:
     name = worker_name()
     last_run: dict[str, float] = {}
+    # Seals audit entries committed in this process within milliseconds (the embedded
+    # tier's web requests); entries from other processes are sealed by the periodic job.
+    from yakuba.audit.sealer import start_prompt_sealer
+
+    start_prompt_sealer(stop, interval=settings.AUDIT_SEAL_INTERVAL_SECONDS)
     log.info("worker %s started with jobs %s", name, sorted(JOBS))
     while not stop.is_set():
         close_old_connections()
