@@ -217,3 +217,24 @@ def test_it_lists_a_page_of_staff_in_three_queries_however_many(
     # The same three for the department tree.
     with django_assert_num_queries(3):
         body(client.get("/api/departments"))
+
+
+def test_it_pages_on_when_the_last_item_seen_is_deleted(
+    alice: User, ward: dict[str, Department]
+) -> None:
+    from yakuba.directory.actions.staff import do_change_department, do_create_department
+
+    for index in range(1, 6):
+        do_create_department(
+            code=f"5{index:02d}", name=f"臨時{index}", level="bu", parent=None, acting_user=None
+        )
+    client = signed_in(alice)
+    first = body(client.get("/api/departments?limit=6"))
+    last_seen = first["items"][-1]["code"]
+    # The department the cursor points at is closed (deactivated) before the next page.
+    closed = Department.objects.get(code=last_seen)
+    do_change_department(closed, is_active=False, acting_user=None)
+    rest = body(client.get(f"/api/departments?limit=6&cursor={first['next_cursor']}"))
+    codes = [item["code"] for item in first["items"] + rest["items"]]
+    assert len(codes) == len(set(codes)) == 10
+    assert rest["next_cursor"] is None

@@ -4,9 +4,12 @@ user's sessions, deactivation ending them at once, and the account page."""
 from __future__ import annotations
 
 import datetime as dt
+import io
+from pathlib import Path
 from typing import Any
 
 from django.contrib.sessions.models import Session
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
@@ -267,3 +270,19 @@ def test_it_counts_wrong_current_passwords_towards_the_lockout(client: Client, a
     )
     assert reasons == ["invalid_credentials", "invalid_credentials", "locked", "locked"]
     assert not AuditEntry.objects.filter(action="auth.password_changed").exists()
+
+
+def test_it_audits_the_creation_of_an_administrator(db: None, tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("a-long-admin-passphrase-9\n", encoding="utf-8")
+    out = io.StringIO()
+    call_command(
+        "createadmin", "joho", "--name", "情報 太郎", "--password-file", str(secret), stdout=out
+    )
+    admin = User.objects.get(username="joho")
+    assert admin.is_superuser
+    assert audit_actions(target_id=str(admin.pk)) == [
+        "directory.staff_created",
+        "directory.role_granted",
+    ]
+    assert sign_in(Client(), "joho", "a-long-admin-passphrase-9")["Location"] == "/"

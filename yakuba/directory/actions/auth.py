@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.sessions.models import Session
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.http import HttpRequest
 
@@ -598,13 +598,21 @@ def do_create_admin(username: str, password: str, *, display_name: str, email: s
     from django.contrib.auth.password_validation import validate_password
     from django.core.exceptions import ValidationError
 
+    taken = f"ユーザー名 {username} は既に使われています。"
     if User.objects.filter(username=username).exists():
-        raise ValueError(f"ユーザー名 {username} は既に使われています。")
+        raise ValueError(taken)
     candidate = User(username=username, display_name=display_name, email=email)
     try:
         validate_password(password, candidate)
     except ValidationError as exc:
         raise ValueError(" ".join(exc.messages)) from exc
+    try:
+        return _create_admin(username, password, display_name=display_name, email=email)
+    except IntegrityError as exc:  # created by someone else since the check above
+        raise ValueError(taken) from exc
+
+
+def _create_admin(username: str, password: str, *, display_name: str, email: str) -> User:
     with transaction.atomic():
         user = User.objects.create_user(
             username,
@@ -615,6 +623,13 @@ def do_create_admin(username: str, password: str, *, display_name: str, email: s
             is_superuser=True,
         )
         RoleGrant.objects.create(user=user, role=Role.IT_ADMIN)
+        # An account with every power: its creation is logged, not only its role.
+        record(
+            AuditAction.STAFF_CREATED,
+            actor=Actor.system("createadmin"),
+            target=user,
+            details={"source": "createadmin", "superuser": True},
+        )
         record(
             AuditAction.ROLE_GRANTED,
             actor=Actor.system("createadmin"),
