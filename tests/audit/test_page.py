@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
-from django.test import Client
+import pytest
+from asgiref.sync import sync_to_async
+from django.http import StreamingHttpResponse
+from django.test import AsyncClient, Client
 
 from tests.audit.conftest import make_activity
 from yakuba.audit.models import AuditAction, AuditEntry
-from yakuba.directory.actions.staff import do_grant_role
+from yakuba.directory.actions.staff import do_create_department, do_grant_role
 from yakuba.directory.models import Role, User
 
 
@@ -98,3 +102,27 @@ def test_it_exports_csv_with_a_bom_for_excel(auditor: User, alice: User) -> None
         },
         "rows": 3,
     }
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_streams_the_csv_under_asgi_and_neutralises_formulas(
+    auditor: User, alice: User
+) -> None:
+    """Through the ASGI handler (as uvicorn serves it): an async stream, no buffering
+    warning (warnings are errors in the suite), and a cell Excel would run as a formula
+    starts with an apostrophe."""
+    await sync_to_async(do_create_department)(
+        code="X1", name='=HYPERLINK("http://evil")', level="kakari", acting_user=alice
+    )
+    client = AsyncClient()
+    await client.aforce_login(auditor)
+    # The test client's response type hides StreamingHttpResponse's attributes.
+    response: Any = await client.get("/audit/export.csv", {"person": "青木"})
+    assert response.status_code == 200
+    assert isinstance(response, StreamingHttpResponse)
+    assert response.is_async
+    stream: Any = response.streaming_content  # async here (is_async), typed as either
+    body = b"".join([chunk async for chunk in stream])
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert len(rows) == 2
+    assert rows[1][7] == '\'=HYPERLINK("http://evil")'

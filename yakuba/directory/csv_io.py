@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from yakuba.directory.models import Department, StaffProfile, User
+from yakuba.lib.spreadsheet import excel_safe, from_excel_safe
 
 # Names people type for the encodings we read.  Shift_JIS means CP932 in practice: Excel
 # on Windows writes CP932 (Shift_JIS plus NEC/IBM extensions such as ① and 髙).
@@ -134,8 +135,6 @@ NORMALISED_COLUMNS = frozenset(
 # Control characters (NUL, tab, line breaks inside a quoted cell, …) belong in no field, and
 # PostgreSQL refuses NUL outright.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# What Excel may read as the start of a formula (OWASP "CSV injection").
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def to_hiragana(text: str) -> str:
@@ -357,16 +356,10 @@ def _header_name(text: str) -> str:
 def _from_cell(column: str, value: str) -> str:
     """A cell as read: the apostrophe an export put before a formula character dropped,
     and codes and ふりがな in their normal width."""
-    if value.startswith("'") and value[1:].startswith(FORMULA_START):
-        value = value[1:]
+    value = from_excel_safe(value)
     if column in NORMALISED_COLUMNS:
         value = unicodedata.normalize("NFKC", value)
     return value
-
-
-def _to_cell(value: str) -> str:
-    """A cell as written: one that Excel could run as a formula gets an apostrophe."""
-    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 def _codes(text: str) -> list[str]:
@@ -707,7 +700,7 @@ def _encode(rows: Iterator[list[str]], header: Sequence[str], encoding: str) -> 
     writer.writerow(header)
     problems = []
     for number, values in enumerate(rows, start=2):
-        writer.writerow([_to_cell(value) for value in values])
+        writer.writerow([excel_safe(value) for value in values])
         if codec == "cp932":
             try:
                 "".join(values).encode("cp932")
