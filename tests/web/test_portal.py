@@ -31,3 +31,15 @@ def test_it_sends_an_anonymous_visitor_to_sign_in(client: Client, db: None) -> N
     response = client.get("/")
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")
+
+
+def test_it_renders_the_portal_in_five_queries(
+    client: Client, alice: User, django_assert_num_queries
+) -> None:
+    client.force_login(alice)
+    client.get("/")  # the first request adopts the session (tracked once)
+    # 1 session, 2 user, 3 roles for the navigation, 4 the viewer's profile with its
+    # whole 所属 path (部 課 係) joined, 5 兼務: not one query per department level.
+    with django_assert_num_queries(5):
+        response = client.get("/")
+    assert "総務部 総務課 文書係" in response.content.decode()

@@ -11,7 +11,9 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
+from yakuba.directory.models import StaffProfile
 from yakuba.lib import clock
 from yakuba.lib.wareki import seireki, wareki
 from yakuba.web.navigation import navigation_for
@@ -27,4 +29,19 @@ def shell(request: HttpRequest) -> dict[str, Any]:
         "today_seireki": seireki(today),
         "today_iso": today.isoformat(),
         "navigation": navigation_for(request),
+        "viewer_profile": SimpleLazyObject(lambda: _viewer_profile(request)),
     }
+
+
+
+def _viewer_profile(request: HttpRequest) -> StaffProfile | None:
+    """The signed-in staff member with their 所属 path (部 課 係) in one query, for the
+    header; pages that do not show it (the admin) never run the query."""
+    user = request.user
+    if not user.is_authenticated or user.kind != "staff":
+        return None
+    return (
+        StaffProfile.objects.select_related("department__parent__parent")
+        .filter(user_id=user.pk)
+        .first()
+    )

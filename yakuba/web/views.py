@@ -11,10 +11,8 @@ from yakuba.directory.models import ConcurrentPost
 
 @login_required
 def portal(request: HttpRequest) -> HttpResponse:
-    staff = getattr(request.user, "staff", None)
-    posts = (
-        ConcurrentPost.objects.filter(staff=staff).select_related("department__parent__parent")
-        if staff is not None
-        else []
+    # 兼務 of the viewer; the viewer's own profile comes from the shell's viewer_profile.
+    posts = ConcurrentPost.objects.filter(staff__user_id=request.user.pk).select_related(
+        "department__parent__parent"
     )
     return render(request, "web/portal.html", {"active_nav": "portal", "concurrent_posts": posts})
