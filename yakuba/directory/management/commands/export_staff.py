@@ -2,33 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import Any
-
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-
-from yakuba.audit.record import Actor
 from yakuba.directory.actions.staff import do_export_staff
-from yakuba.directory.csv_io import CsvExportError
+from yakuba.directory.management.commands._csv import ExportCommand
 
 
-class Command(BaseCommand):
+class Command(ExportCommand):
     help = "Export staff (職員) as CSV (UTF-8 with BOM by default; --encoding cp932 for Excel)."
-
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", nargs="?", default="-", help="output file (default: stdout)")
-        parser.add_argument("--encoding", default="utf-8-sig", help="utf-8-sig (default), cp932")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            data = do_export_staff(
-                encoding=options["encoding"], acting_user=Actor.system("CLI export-staff")
-            )
-        except CsvExportError as exc:
-            raise CommandError(str(exc)) from None
-        if options["file"] == "-":
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        else:
-            Path(options["file"]).write_bytes(data)
+    command_name = "export-staff"
+    exporter = staticmethod(do_export_staff)
