@@ -89,18 +89,25 @@ def do_create_department(
     return department
 
 
+def _changed_fields(
+    obj: Any, changes: dict[str, Any], allowed: Iterable[str]
+) -> dict[str, tuple[object, object]]:
+    """``{field: (old label, new label)}`` for the fields ``changes`` really changes."""
+    unknown = set(changes) - set(allowed)
+    if unknown:
+        raise TypeError(f"not {type(obj).__name__} fields: {sorted(unknown)}")
+    return {
+        name: (_label(getattr(obj, name)), _label(value))
+        for name, value in changes.items()
+        if getattr(obj, name) != value
+    }
+
+
 def do_change_department(
     department: Department, *, acting_user: Acting | None, **changes: Any
 ) -> list[str]:
     """Apply ``changes`` (any of DEPARTMENT_FIELDS); returns the fields that changed."""
-    unknown = set(changes) - set(DEPARTMENT_FIELDS)
-    if unknown:
-        raise TypeError(f"not department fields: {sorted(unknown)}")
-    changed = {
-        name: (_label(getattr(department, name)), _label(value))
-        for name, value in changes.items()
-        if getattr(department, name) != value
-    }
+    changed = _changed_fields(department, changes, DEPARTMENT_FIELDS)
     if not changed:
         return []
     with transaction.atomic():
@@ -192,14 +199,7 @@ def do_change_staff(
 ) -> list[str]:
     """Apply ``changes`` (any of STAFF_FIELDS); keeps the user's display name and e-mail
     in step.  Returns the fields that changed."""
-    unknown = set(changes) - set(STAFF_FIELDS)
-    if unknown:
-        raise TypeError(f"not staff fields: {sorted(unknown)}")
-    changed = {
-        name: (_label(getattr(staff, name)), _label(value))
-        for name, value in changes.items()
-        if getattr(staff, name) != value
-    }
+    changed = _changed_fields(staff, changes, STAFF_FIELDS)
     if not changed:
         return []
     with transaction.atomic():
