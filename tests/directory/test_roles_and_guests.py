@@ -14,8 +14,8 @@ from yakuba.directory.actions.staff import (
     DirectoryError,
     do_grant_role,
     do_revoke_role,
-    is_guest_expired,
 )
+from yakuba.directory.middleware import guest_expired
 from yakuba.directory.models import Role, RoleGrant, User
 from yakuba.lib import clock
 from yakuba.tasks.worker import run_once
@@ -56,13 +56,13 @@ def test_a_section_head_heads_a_department_and_a_guest_holds_no_role(alice, gina
 
 
 def test_the_worker_deactivates_a_guest_whose_invitation_ran_out(gina):
-    assert not is_guest_expired(gina)
+    assert not guest_expired(gina)
     run_once()
     gina.refresh_from_db()
     assert gina.is_active
 
     clock.advance(dt.timedelta(days=31))
-    assert is_guest_expired(gina)
+    assert guest_expired(gina)
     run_once()
     run_once()
 

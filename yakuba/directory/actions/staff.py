@@ -403,15 +403,6 @@ def do_change_guest_expiry(
         )
 
 
-def is_guest_expired(user: User, at: dt.datetime | None = None) -> bool:
-    """True for a guest whose invitation has run out (or who has no guest profile).
-    Sign-in refuses such a user; the worker also deactivates them (``expire_guests``)."""
-    if user.kind != User.Kind.GUEST:
-        return False
-    profile = GuestProfile.objects.filter(user=user).first()
-    return profile is None or profile.is_expired(at)
-
-
 def do_deactivate_expired_guests() -> int:
     """Deactivate every active guest past expiry; returns how many.  Safe to run in two
     workers at once: deactivating an inactive user changes nothing."""
