@@ -54,9 +54,14 @@ def main() -> None:
         results: dict[str, Any] = {}
         results["load_average_1m_before"] = round(os.getloadavg()[0], 2)
         results.update(_child("verify", f"sqlite:///{SQLITE_FILE}"))
-        results.update(_append_on_scratch_database())
+        results.update(_append_on_scratch_database({}))
+        # The same run with YAKUBA_PG_SERVER_SIDE_BINDING (prepared statements): the
+        # operator's choice, so reported beside the default, under its own names.
+        binding = _append_on_scratch_database({"YAKUBA_PG_SERVER_SIDE_BINDING": "true"})
+        results.update({f"ssb_{name}": value for name, value in binding.items()})
         ordered = {
             "append_per_s": results.pop("append_per_s"),
+            "append_per_s_server_side_binding": results.pop("ssb_append_per_s"),
             "verify_per_s": results.pop("verify_per_s"),
             **results,
         }
@@ -70,8 +75,13 @@ def _setup_django() -> None:
     django.setup()
 
 
-def _child(part: str, database_url: str) -> dict[str, Any]:
-    environment = {**os.environ, "DATABASE_URL": database_url, "YAKUBA_AUDIT_SIGNING_KEY": SEED}
+def _child(part: str, database_url: str, extra: dict[str, str] | None = None) -> dict[str, Any]:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "YAKUBA_AUDIT_SIGNING_KEY": SEED,
+        **(extra or {}),
+    }
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), part],
         env=environment,
@@ -87,7 +97,7 @@ def _child(part: str, database_url: str) -> dict[str, Any]:
     return result
 
 
-def _append_on_scratch_database() -> dict[str, Any]:
+def _append_on_scratch_database(extra: dict[str, str]) -> dict[str, Any]:
     import psycopg
 
     base, _, _ = SERVER_URL.rpartition("/")
@@ -95,7 +105,7 @@ def _append_on_scratch_database() -> dict[str, Any]:
         server.execute(f"DROP DATABASE IF EXISTS {PG_NAME}")
         server.execute(f"CREATE DATABASE {PG_NAME}")
     try:
-        return _child("append", f"{base}/{PG_NAME}")
+        return _child("append", f"{base}/{PG_NAME}", extra)
     finally:
         with psycopg.connect(SERVER_URL, autocommit=True) as server:
             server.execute(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
@@ -123,7 +133,9 @@ def bench_verify() -> dict[str, Any]:
     # The first pass only warms the page cache (the file was written by another
     # process, or in an earlier run); the figure is the median of the next three.
     verify_database(jobs=2)
+    cpu = _cpu_with_children()
     runs = sorted((verify_database(jobs=2) for _ in range(3)), key=lambda r: r.seconds)
+    cpu = _cpu_with_children() - cpu
     parallel = runs[1]
     assert all(run.ok for run in runs), [run.problem for run in runs]
     single = verify_database(jobs=1)
@@ -134,9 +146,30 @@ def bench_verify() -> dict[str, Any]:
         "verify_seconds": round(parallel.seconds, 3),
         "verify_best_per_s": round(runs[0].checked / runs[0].seconds),
         "verify_single_process_per_s": round(single.checked / single.seconds),
+        # CPU (this process and its forked checkers) per seal: what the two cores must
+        # supply, whoever else uses them.
+        "verify_cpu_us_per_seal": round(cpu / sum(r.checked for r in runs) * 1e6, 2),
         "verify_checkpoints": parallel.checkpoints,
         "verify_file_build_seconds": round(built, 1),
     }
+
+
+def _cpu_with_children() -> float:
+    """CPU seconds of this process and of its children that have been waited for."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds a local process (a PostgreSQL backend, the sealer) has used so far,
+    from /proc; None where that cannot be read (another host, another OS)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _verify_file_ready() -> bool:
@@ -254,9 +287,11 @@ def bench_append() -> dict[str, Any]:
         start_at = time.time() + 1.0
         with context.Pool(WRITERS) as pool:
             results = pool.starmap(_writer, [(n, user.pk, start_at) for n in range(WRITERS)])
-        total = sum(count for count, _ in results)
-        writer_cpu = sum(cpu for _, cpu in results)
+        total = sum(count for count, _, _ in results)
+        writer_cpu = sum(cpu for _, cpu, _ in results)
+        backend_cpu = [pg for _, _, pg in results]
         drained = _wait_until_sealed()
+        sealer_cpu = _process_cpu(sealer.pid)
     finally:
         sealer.terminate()
         sealer.wait(timeout=30)
@@ -278,21 +313,34 @@ def bench_append() -> dict[str, Any]:
         # Python CPU the writers spent per action (the action, Django and the driver):
         # on two cores this bounds append_per_s whatever the database does.
         "append_writer_cpu_ms_per_action": round(writer_cpu / total * 1000, 3),
+        # PostgreSQL's CPU for the writers' connections (parse, plan, inserts, trigger,
+        # commit), and the sealer's own Python CPU (all of its run, idle polls included).
+        "append_postgres_cpu_ms_per_action": (
+            None if None in backend_cpu else round(sum(backend_cpu) / total * 1000, 3)  # type: ignore[arg-type]
+        ),
+        "append_sealer_cpu_ms_per_action": (
+            None if sealer_cpu is None else round(sealer_cpu / total * 1000, 3)
+        ),
+        "server_side_binding": bool(
+            connections["default"].settings_dict.get("OPTIONS", {}).get("server_side_binding")
+        ),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
     }
 
 
-def _writer(number: int, user_id: int, start_at: float) -> tuple[int, float]:
-    """Run the real action for ``APPEND_SECONDS``; returns how many committed and the
-    CPU seconds this process spent on them."""
+def _writer(number: int, user_id: int, start_at: float) -> tuple[int, float, float | None]:
+    """Run the real action for ``APPEND_SECONDS``; returns how many committed, the CPU
+    seconds this process spent on them, and those its PostgreSQL backend spent."""
     from django.db import connection
 
     from yakuba.directory.actions.staff import do_create_department
     from yakuba.directory.models import User
 
     user = User.objects.get(pk=user_id)
+    backend = connection.connection.info.backend_pid
     time.sleep(max(0.0, start_at - time.time()))
     stop_at = start_at + APPEND_SECONDS
+    backend_cpu = _process_cpu(backend)
     cpu = time.process_time()
     done = 0
     while time.time() < stop_at:
@@ -301,18 +349,27 @@ def _writer(number: int, user_id: int, start_at: float) -> tuple[int, float]:
         )
         done += 1
     cpu = time.process_time() - cpu
+    backend_end = _process_cpu(backend)
     connection.close()
-    return done, cpu
+    if backend_cpu is None or backend_end is None:
+        return done, cpu, None
+    return done, cpu, backend_end - backend_cpu
+
+
+SEAL_POLL_SECONDS = 0.05
 
 
 def run_sealer() -> None:
-    """The sealer as the worker runs it, but polling fast (the writers are in other
-    processes, so ``wake()`` cannot reach it)."""
+    """The sealer as the worker runs it, but polling every 50 ms instead of every
+    second (the writers are in other processes, so ``wake()`` cannot reach it).  It
+    sleeps after every pass, not only after an empty one: a sealer that loops back at
+    once seals a handful of entries per transaction and spends more CPU on its own
+    round trips than on the entries, CPU the writers on the same cores then lack."""
     from yakuba.audit.sealer import seal_pending
 
     while True:
-        if seal_pending() == 0:
-            time.sleep(0.05)
+        seal_pending()
+        time.sleep(SEAL_POLL_SECONDS)
 
 
 def _wait_until_sealed() -> float:

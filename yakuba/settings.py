@@ -124,6 +124,16 @@ elif _database["ENGINE"] in {
 }:
     _database["ENGINE"] = "django.db.backends.postgresql"
     _database["CONN_HEALTH_CHECKS"] = True
+    if env.bool("YAKUBA_PG_SERVER_SIDE_BINDING", False):
+        # Parameters bound by the server, and a statement run 5 times on a connection
+        # prepared (psycopg's default): less parsing and planning per write, measured in
+        # bench/README.md.  Off by default: poolers in transaction mode (PgBouncer
+        # before 1.21) cannot carry prepared statements across server connections.
+        _database["OPTIONS"] = {
+            **_database.get("OPTIONS", {}),
+            "server_side_binding": True,
+            "prepare_threshold": 5,
+        }
     _database["TEST"] = {"NAME": _test_database_name}
 else:
     raise ConfigError("DATABASE_URL", DATABASE_URL, "a sqlite:/// or postgresql:// URL")

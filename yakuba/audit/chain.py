@@ -15,8 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping
-from itertools import islice
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +120,7 @@ def check_segment(
     *,
     first_seq: int,
     prev_hash: str | None,
-    wanted: Collection[int] = (),
+    wanted: Container[int] = (),
     recheck: Recheck | None = None,
 ) -> Segment:
     """Check seals that should run ``first_seq, first_seq + 1, …`` in order.
@@ -131,78 +130,19 @@ def check_segment(
     built by the slow, exact path, for rows whose fast canonical text did not match
     (e.g. details stored in a non-canonical form); without it a mismatch is a problem.
     Stops at the first problem.
-
-    Rows are taken in chunks: a chunk is first checked whole with C-level comparisons
-    (seqs, links, hashes), and only a chunk that fails that is walked row by row to
-    name its first problem, so both paths apply exactly the same rules.
     """
-    segment = Segment(first_seq=first_seq, first_prev=prev_hash)
-    state = _Walk(expected_seq=first_seq, last=prev_hash)
-    source = iter(rows)
-    while chunk := list(islice(source, CHUNK)):
-        if not _chunk_clean(chunk, state, wanted, segment):
-            _walk(chunk, state, segment, wanted, recheck)
-            if segment.problem is not None:
-                break
-    segment.count = state.expected_seq - first_seq
-    segment.last_seq = state.expected_seq - 1
-    segment.last_hash = state.last
-    return segment
-
-
-# Rows checked at once by the fast path: large enough that per-chunk work vanishes,
-# small enough that a chunk's lists stay in the CPU cache.
-CHUNK = 4096
-
-
-@dataclass
-class _Walk:
-    """Where a segment check stands: the next seq it expects, the hash it must follow."""
-
-    expected_seq: int
-    last: str | None
-
-
-def _chunk_clean(
-    chunk: list[SealRow], state: _Walk, wanted: Collection[int], segment: Segment
-) -> bool:
-    """True (and ``state`` advanced) when every row of ``chunk`` is in order, linked and
-    hashes right; False, changing nothing, when any row needs the row-by-row walk."""
-    seqs, prevs, stored, _, preimages = zip(*chunk, strict=True)
-    low, count = state.expected_seq, len(chunk)
-    if seqs != tuple(range(low, low + count)) or None in preimages:
-        return False
-    if (state.last is not None and prevs[0] != state.last) or prevs[1:] != stored[:-1]:
-        return False
+    segment = Segment(first_seq=first_seq)
     sha256 = hashlib.sha256
-    if [sha256(p).hexdigest() for p in preimages] != list(stored):  # type: ignore[arg-type]
-        return False
-    if state.last is None:
-        segment.first_prev = prevs[0]
-    for seq in wanted:
-        if low <= seq < low + count:
-            segment.hashes_at[seq] = stored[seq - low]
-    state.expected_seq, state.last = low + count, stored[-1]
-    return True
-
-
-def _walk(
-    rows: list[SealRow],
-    state: _Walk,
-    segment: Segment,
-    wanted: Collection[int],
-    recheck: Recheck | None,
-) -> None:
-    """The exact row-by-row check: advances ``state`` and sets ``segment.problem`` at
-    the first problem."""
-    sha256 = hashlib.sha256
+    expected_seq = first_seq
+    last = prev_hash
+    count = 0
     for seq, prev, stored, entry_id, preimage in rows:
-        if seq != state.expected_seq:
-            segment.problem = _gap(state.expected_seq, seq, entry_id)
-            return
-        if state.last is None:
-            segment.first_prev = state.last = prev
-        elif prev != state.last:
+        if seq != expected_seq:
+            segment.problem = _gap(expected_seq, seq, entry_id)
+            break
+        if last is None:
+            segment.first_prev = last = prev
+        elif prev != last:
             segment.problem = Problem(
                 seq,
                 entry_id,
@@ -210,12 +150,12 @@ def _walk(
                 "before it (entries were reordered, or an entry and its seal were removed "
                 "and the chain re-linked)",
             )
-            return
+            break
         if preimage is None:
             segment.problem = Problem(
                 seq, entry_id, "the entry was deleted (its seal remains, its row is gone)"
             )
-            return
+            break
         if sha256(preimage).hexdigest() != stored:
             exact = recheck(entry_id) if recheck is not None else None
             if exact is None or entry_hash(prev, exact) != stored:
@@ -224,11 +164,18 @@ def _walk(
                     entry_id,
                     "the entry's content differs from what was sealed (edited after sealing)",
                 )
-                return
+                break
         if seq in wanted:
             segment.hashes_at[seq] = stored
-        state.last = stored
-        state.expected_seq += 1
+        last = stored
+        expected_seq += 1
+        count += 1
+    segment.count = count
+    segment.last_seq = expected_seq - 1
+    segment.last_hash = last
+    if segment.first_prev is None:
+        segment.first_prev = prev_hash
+    return segment
 
 
 def _gap(expected: int, found: int, entry_id: int) -> Problem:

@@ -76,23 +76,43 @@ def record(
         raise AuditOutsideTransaction(f"record({action.value}) called outside transaction.atomic()")
     who = actor if isinstance(actor, Actor) else Actor.of(actor)
     target_type, target_id, target_label = _target_fields(target)
+    # Positional arguments take Django's fast path for building an instance (4 µs
+    # instead of 8 µs here, on every audited action); the order is checked against
+    # the model once, at import (_ENTRY_FIELDS).
     entry = AuditEntry(
-        occurred_at=clock.now(),
-        actor_kind=who.kind,
-        actor_id=who.id,
-        actor_label=who.label,
-        action=action.value,
-        target_type=target_type,
-        target_id=target_id,
-        target_label=target_label,
-        details=details or {},
-        source_ip=_source_ip(source_ip or source_address.get()),
+        None,
+        clock.now(),
+        who.kind,
+        who.id,
+        who.label,
+        action.value,
+        target_type,
+        target_id,
+        target_label,
+        details or {},
+        _source_ip(source_ip or source_address.get()),
     )
     entry.pk = _insert(entry)
     entry._state.adding = False
     transaction.on_commit(_wake_sealer)
     return entry
 
+
+_ENTRY_FIELDS = (
+    "id",
+    "occurred_at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "target_label",
+    "details",
+    "source_ip",
+)
+if tuple(f.attname for f in AuditEntry._meta.concrete_fields) != _ENTRY_FIELDS:
+    raise RuntimeError("AuditEntry's fields changed: update record()'s positional arguments")
 
 _INSERT = (
     "INSERT INTO audit_auditentry (occurred_at, actor_kind, actor_id, actor_label, action, "

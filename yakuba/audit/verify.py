@@ -207,7 +207,7 @@ def _checkpoint_problems(
 
 def _check_chain(low: int, high: int, prev: str, wanted: set[int], jobs: int) -> list[Segment]:
     vendor = connection.vendor
-    if jobs <= 1 or high - low + 1 < PARALLEL_MINIMUM:
+    if jobs <= 1 or high - low + 1 < max(PARALLEL_MINIMUM, 2):
         connection.ensure_connection()
         raw = connection.connection
         return [_check_range(raw, vendor, low, high, prev, wanted, raw_sqlite=vendor == "sqlite")]
@@ -215,14 +215,21 @@ def _check_chain(low: int, high: int, prev: str, wanted: set[int], jobs: int) ->
     ranges = [(start, min(high, start + step - 1)) for start in range(low, high + 1, step)]
     params = dict(connection.settings_dict)
     context = multiprocessing.get_context("fork")
-    with context.Pool(len(ranges)) as pool:
-        return pool.starmap(
+    # Forked children check every range but the first, which this process checks
+    # meanwhile: n jobs use n processes, and the children start without re-importing
+    # anything (fork).
+    with context.Pool(len(ranges) - 1) as pool:
+        later = pool.starmap_async(
             _check_range_in_child,
-            [
-                (vendor, params, lo, hi, prev if index == 0 else None, wanted)
-                for index, (lo, hi) in enumerate(ranges)
-            ],
+            [(vendor, params, lo, hi, None, wanted) for lo, hi in ranges[1:]],
         )
+        connection.ensure_connection()
+        raw = connection.connection
+        first_low, first_high = ranges[0]
+        first = _check_range(
+            raw, vendor, first_low, first_high, prev, wanted, raw_sqlite=vendor == "sqlite"
+        )
+        return [first, *later.get()]
 
 
 def _check_range(
