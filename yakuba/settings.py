@@ -67,7 +67,7 @@ MIDDLEWARE = [
     "servestatic.middleware.ServeStaticMiddleware",
     "yakuba.lib.request_context.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "yakuba.web.language.JapaneseFirstLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -157,3 +157,15 @@ def test_it_tells_the_browser_to_load_nothing_from_elsewhere(client: Client, db:
     assert directives["script-src"] == "'self'"
     assert directives["connect-src"] == "'self'"
     assert directives["frame-ancestors"] == "'none'"
+
+
+def test_it_greets_a_visitor_in_japanese_whatever_the_browser_prefers(client: Client) -> None:
+    """Japanese first: an English-language browser still gets Japanese until the visitor
+    chooses English."""
+    page = client.get("/login/", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9").content.decode()
+    assert '<html lang="ja">' in page
+    assert "サインイン" in page
+    client.post("/i18n/setlang/", {"language": "en", "next": "/login/"})
+    page = client.get("/login/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    assert '<html lang="en">' in page
+    assert "Sign in" in page
