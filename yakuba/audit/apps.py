@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AuditConfig(AppConfig):
     name = "yakuba.audit"
-    verbose_name = "監査ログ"
+    verbose_name = _("監査ログ")
 
     def ready(self) -> None:
         from yakuba.audit import checks, guard

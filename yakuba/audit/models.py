@@ -13,6 +13,7 @@ import json
 from typing import Any, ClassVar
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from yakuba.lib import clock
 
@@ -29,52 +30,52 @@ class AuditAction(models.TextChoices):
     """Every kind of audited action.  Values are stable: they are stored and hashed."""
 
     # Sign-in and sessions
-    LOGIN_SUCCEEDED = "auth.login", "サインイン"
-    LOGIN_FAILED = "auth.login_failed", "サインイン失敗"
-    ACCOUNT_LOCKED = "auth.locked", "アカウントロック"
-    ACCOUNT_UNLOCKED = "auth.unlocked", "アカウントロック解除"
-    LOGOUT = "auth.logout", "サインアウト"
-    LOGOUT_EVERYWHERE = "auth.logout_everywhere", "全端末からサインアウト"
-    SESSIONS_ENDED = "auth.sessions_ended", "セッション強制終了"
-    SESSION_EXPIRED = "auth.session_expired", "セッション期限切れ"
-    PASSWORD_CHANGED = "auth.password_changed", "パスワード変更"
-    TOTP_ENABLED = "auth.totp_enabled", "二要素認証の設定"
-    TOTP_DISABLED = "auth.totp_disabled", "二要素認証の解除"
-    TOKEN_CREATED = "auth.token_created", "APIトークン発行"
-    TOKEN_REVOKED = "auth.token_revoked", "APIトークン失効"
-    LANGUAGE_CHANGED = "auth.language_changed", "表示言語の変更"
-    PERMISSION_DENIED = "auth.denied", "権限のない操作"
+    LOGIN_SUCCEEDED = "auth.login", _("サインイン")
+    LOGIN_FAILED = "auth.login_failed", _("サインイン失敗")
+    ACCOUNT_LOCKED = "auth.locked", _("アカウントロック")
+    ACCOUNT_UNLOCKED = "auth.unlocked", _("アカウントロック解除")
+    LOGOUT = "auth.logout", _("サインアウト")
+    LOGOUT_EVERYWHERE = "auth.logout_everywhere", _("全端末からサインアウト")
+    SESSIONS_ENDED = "auth.sessions_ended", _("セッション強制終了")
+    SESSION_EXPIRED = "auth.session_expired", _("セッション期限切れ")
+    PASSWORD_CHANGED = "auth.password_changed", _("パスワード変更")
+    TOTP_ENABLED = "auth.totp_enabled", _("二要素認証の設定")
+    TOTP_DISABLED = "auth.totp_disabled", _("二要素認証の解除")
+    TOKEN_CREATED = "auth.token_created", _("APIトークン発行")
+    TOKEN_REVOKED = "auth.token_revoked", _("APIトークン失効")
+    LANGUAGE_CHANGED = "auth.language_changed", _("表示言語の変更")
+    PERMISSION_DENIED = "auth.denied", _("権限のない操作")
     # Directory
-    DEPARTMENT_CREATED = "directory.department_created", "所属の作成"
-    DEPARTMENT_CHANGED = "directory.department_changed", "所属の変更"
-    STAFF_CREATED = "directory.staff_created", "職員の登録"
-    STAFF_CHANGED = "directory.staff_changed", "職員の変更"
-    USER_DEACTIVATED = "directory.user_deactivated", "利用停止"
-    USER_REACTIVATED = "directory.user_reactivated", "利用再開"
-    ROLE_GRANTED = "directory.role_granted", "ロール付与"
-    ROLE_REVOKED = "directory.role_revoked", "ロール解除"
-    GUEST_INVITED = "directory.guest_invited", "ゲスト招待"
-    GUEST_CHANGED = "directory.guest_changed", "ゲスト変更"
-    CSV_IMPORTED = "directory.csv_imported", "CSV取込"
-    CSV_EXPORTED = "directory.csv_exported", "CSV出力"
-    TRANSFER_SCHEDULED = "directory.transfer_scheduled", "人事異動の登録"
-    TRANSFER_APPLIED = "directory.transfer_applied", "人事異動の発令"
-    TRANSFER_CANCELLED = "directory.transfer_cancelled", "人事異動の取消"
-    ADMIN_CHANGE = "admin.change", "管理画面での変更"
-    DEMO_LOADED = "system.demo_loaded", "デモデータ投入"
+    DEPARTMENT_CREATED = "directory.department_created", _("所属の作成")
+    DEPARTMENT_CHANGED = "directory.department_changed", _("所属の変更")
+    STAFF_CREATED = "directory.staff_created", _("職員の登録")
+    STAFF_CHANGED = "directory.staff_changed", _("職員の変更")
+    USER_DEACTIVATED = "directory.user_deactivated", _("利用停止")
+    USER_REACTIVATED = "directory.user_reactivated", _("利用再開")
+    ROLE_GRANTED = "directory.role_granted", _("ロール付与")
+    ROLE_REVOKED = "directory.role_revoked", _("ロール解除")
+    GUEST_INVITED = "directory.guest_invited", _("ゲスト招待")
+    GUEST_CHANGED = "directory.guest_changed", _("ゲスト変更")
+    CSV_IMPORTED = "directory.csv_imported", _("CSV取込")
+    CSV_EXPORTED = "directory.csv_exported", _("CSV出力")
+    TRANSFER_SCHEDULED = "directory.transfer_scheduled", _("人事異動の登録")
+    TRANSFER_APPLIED = "directory.transfer_applied", _("人事異動の発令")
+    TRANSFER_CANCELLED = "directory.transfer_cancelled", _("人事異動の取消")
+    ADMIN_CHANGE = "admin.change", _("管理画面での変更")
+    DEMO_LOADED = "system.demo_loaded", _("デモデータ投入")
     # The audit log itself
-    AUDIT_CHECKPOINT = "audit.checkpoint", "チェックポイント作成"
-    AUDIT_EXPORTED = "audit.exported", "監査ログ出力"
-    AUDIT_PRUNED = "audit.pruned", "監査ログ削除（保存期間経過）"
-    AUDIT_SEARCHED = "audit.searched", "監査ログ検索"
+    AUDIT_CHECKPOINT = "audit.checkpoint", _("チェックポイント作成")
+    AUDIT_EXPORTED = "audit.exported", _("監査ログ出力")
+    AUDIT_PRUNED = "audit.pruned", _("監査ログ削除（保存期間経過）")
+    AUDIT_SEARCHED = "audit.searched", _("監査ログ検索")
 
 
 class ActorKind(models.TextChoices):
-    STAFF = "staff", "職員"
-    GUEST = "guest", "ゲスト"
-    DEVICE = "device", "端末・ボット"
-    SYSTEM = "system", "システム"
-    ANONYMOUS = "anonymous", "未認証"
+    STAFF = "staff", _("職員")
+    GUEST = "guest", _("ゲスト")
+    DEVICE = "device", _("端末・ボット")
+    SYSTEM = "system", _("システム")
+    ANONYMOUS = "anonymous", _("未認証")
 
 
 class AuditEntry(models.Model):
@@ -82,25 +83,25 @@ class AuditEntry(models.Model):
     DELETE (see the migration that installs the triggers).  The hash chain lives in
     ``AuditSeal`` so that sealing never has to update an entry."""
 
-    occurred_at = models.DateTimeField("日時", default=clock.now, db_index=True)
-    actor_kind = models.CharField("操作者種別", max_length=10, choices=ActorKind.choices)
-    actor_id = models.BigIntegerField("操作者ID", null=True, blank=True, db_index=True)
-    actor_label = models.CharField("操作者", max_length=200, blank=True)
+    occurred_at = models.DateTimeField(_("日時"), default=clock.now, db_index=True)
+    actor_kind = models.CharField(_("操作者種別"), max_length=10, choices=ActorKind.choices)
+    actor_id = models.BigIntegerField(_("操作者ID"), null=True, blank=True, db_index=True)
+    actor_label = models.CharField(_("操作者"), max_length=200, blank=True)
     # Stored without ``choices`` so that new actions need no migration; ``record``
     # only accepts members of ``AuditAction``.
-    action = models.CharField("操作", max_length=64, db_index=True)
-    target_type = models.CharField("対象種別", max_length=64, blank=True)
-    target_id = models.CharField("対象ID", max_length=64, blank=True)
-    target_label = models.CharField("対象", max_length=300, blank=True)
+    action = models.CharField(_("操作"), max_length=64, db_index=True)
+    target_type = models.CharField(_("対象種別"), max_length=64, blank=True)
+    target_id = models.CharField(_("対象ID"), max_length=64, blank=True)
+    target_label = models.CharField(_("対象"), max_length=300, blank=True)
     # Stored in canonical form (sorted keys, compact) so that SQLite's copy is already
     # the text the chain hashes; PostgreSQL's jsonb reorders keys, which is harmless
     # because verification re-serialises from the parsed value.
-    details = models.JSONField("詳細", default=dict, encoder=CanonicalJSONEncoder)
-    source_ip = models.GenericIPAddressField("接続元", null=True, blank=True)
+    details = models.JSONField(_("詳細"), default=dict, encoder=CanonicalJSONEncoder)
+    source_ip = models.GenericIPAddressField(_("接続元"), null=True, blank=True)
 
     class Meta:
-        verbose_name = "監査ログ"
-        verbose_name_plural = "監査ログ"
+        verbose_name = _("監査ログ")
+        verbose_name_plural = _("監査ログ")
         indexes: ClassVar = [models.Index(fields=["target_type", "target_id"], name="audit_target")]
 
     def __str__(self) -> str:
@@ -108,7 +109,8 @@ class AuditEntry(models.Model):
 
     @property
     def action_label(self) -> str:
-        """The action's Japanese name (the stored code when it is not a known action)."""
+        """The action's name in the active language (the stored code when it is not a
+        known action)."""
         try:
             return str(AuditAction(self.action).label)
         except ValueError:
@@ -135,17 +137,17 @@ class AuditSeal(models.Model):
 
     # The seq is the key: SQLite then stores seals in chain order, and verification
     # reads them with a plain table scan.
-    seq = models.BigIntegerField("連番", primary_key=True)
+    seq = models.BigIntegerField(_("連番"), primary_key=True)
     entry = models.OneToOneField(
-        AuditEntry, verbose_name="監査ログ", on_delete=models.PROTECT, related_name="seal"
+        AuditEntry, verbose_name=_("監査ログ"), on_delete=models.PROTECT, related_name="seal"
     )
-    prev_hash = models.CharField("直前のハッシュ", max_length=64)
-    hash = models.CharField("ハッシュ", max_length=64)
-    sealed_at = models.DateTimeField("封印日時", default=clock.now)
+    prev_hash = models.CharField(_("直前のハッシュ"), max_length=64)
+    hash = models.CharField(_("ハッシュ"), max_length=64)
+    sealed_at = models.DateTimeField(_("封印日時"), default=clock.now)
 
     class Meta:
-        verbose_name = "監査ログの封印"
-        verbose_name_plural = "監査ログの封印"
+        verbose_name = _("監査ログの封印")
+        verbose_name_plural = _("監査ログの封印")
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.hash[:12]}"
@@ -159,8 +161,8 @@ class AuditPending(models.Model):
     entry_id = models.BigIntegerField(primary_key=True)
 
     class Meta:
-        verbose_name = "封印待ち"
-        verbose_name_plural = "封印待ち"
+        verbose_name = _("封印待ち")
+        verbose_name_plural = _("封印待ち")
 
     def __str__(self) -> str:
         return str(self.entry_id)
@@ -171,16 +173,16 @@ class AuditCheckpoint(models.Model):
     a checkpoint cannot be changed, removed or reordered without failing verification,
     even by someone who can rewrite every row, because they lack the private key."""
 
-    seq = models.BigIntegerField("連番", db_index=True)
-    hash = models.CharField("ハッシュ", max_length=64)
-    created_at = models.DateTimeField("作成日時", default=clock.now)
-    key_fingerprint = models.CharField("公開鍵指紋", max_length=64)
-    public_key = models.CharField("公開鍵", max_length=64)
-    signature = models.CharField("署名", max_length=128)
+    seq = models.BigIntegerField(_("連番"), db_index=True)
+    hash = models.CharField(_("ハッシュ"), max_length=64)
+    created_at = models.DateTimeField(_("作成日時"), default=clock.now)
+    key_fingerprint = models.CharField(_("公開鍵指紋"), max_length=64)
+    public_key = models.CharField(_("公開鍵"), max_length=64)
+    signature = models.CharField(_("署名"), max_length=128)
 
     class Meta:
-        verbose_name = "チェックポイント"
-        verbose_name_plural = "チェックポイント"
+        verbose_name = _("チェックポイント")
+        verbose_name_plural = _("チェックポイント")
 
     def __str__(self) -> str:
         return f"checkpoint #{self.pk} seq {self.seq}"
@@ -192,18 +194,18 @@ class AuditPruneAnchor(models.Model):
     seals at or below the highest anchor be deleted, so deleting entries needs an
     anchor first, and a forged anchor fails its signature check."""
 
-    seq = models.BigIntegerField("連番", db_index=True)
-    hash = models.CharField("ハッシュ", max_length=64)
-    max_entry_id = models.BigIntegerField("削除した最大ID")
-    before = models.DateTimeField("削除基準日時")
-    created_at = models.DateTimeField("作成日時", default=clock.now)
-    key_fingerprint = models.CharField("公開鍵指紋", max_length=64)
-    public_key = models.CharField("公開鍵", max_length=64)
-    signature = models.CharField("署名", max_length=128)
+    seq = models.BigIntegerField(_("連番"), db_index=True)
+    hash = models.CharField(_("ハッシュ"), max_length=64)
+    max_entry_id = models.BigIntegerField(_("削除した最大ID"))
+    before = models.DateTimeField(_("削除基準日時"))
+    created_at = models.DateTimeField(_("作成日時"), default=clock.now)
+    key_fingerprint = models.CharField(_("公開鍵指紋"), max_length=64)
+    public_key = models.CharField(_("公開鍵"), max_length=64)
+    signature = models.CharField(_("署名"), max_length=128)
 
     class Meta:
-        verbose_name = "削除アンカー"
-        verbose_name_plural = "削除アンカー"
+        verbose_name = _("削除アンカー")
+        verbose_name_plural = _("削除アンカー")
 
     def __str__(self) -> str:
         return f"prune anchor seq {self.seq}"

@@ -104,6 +104,9 @@ STATUS_BY_LABEL = {
     "在職": StaffProfile.Status.ACTIVE,
     "退職": StaffProfile.Status.RETIRED,
 }
+# Exports write the Japanese label whatever the reader's language, so that a file
+# exported by an English-speaking administrator imports again.
+STATUS_LABEL = {status: label for label, status in STATUS_BY_LABEL.items() if label}
 YES = {"退職", "1", "○", "〇", "はい", "true", "yes", "y"}
 NO = {"", "0", "いいえ", "false", "no", "n"}
 
@@ -751,7 +754,7 @@ def export_staff(encoding: str = "utf-8-sig") -> bytes:
                 staff.extension,
                 staff.email,
                 ";".join(concurrent),
-                StaffProfile.Status(staff.status).label,
+                STATUS_LABEL[StaffProfile.Status(staff.status)],
                 staff.retired_on.isoformat() if staff.retired_on else "",
                 staff.user.username,
             ]

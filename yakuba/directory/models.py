@@ -13,6 +13,7 @@ from typing import ClassVar
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from yakuba.lib import clock
 
@@ -21,28 +22,28 @@ class Department(models.Model):
     """所属: a node of the 部/課/係 tree, identified by its code."""
 
     class Level(models.TextChoices):
-        BU = "bu", "部"
-        KA = "ka", "課"
-        KAKARI = "kakari", "係"
+        BU = "bu", _("部")
+        KA = "ka", _("課")
+        KAKARI = "kakari", _("係")
 
-    code = models.CharField("所属コード", max_length=20, unique=True)
-    name = models.CharField("所属名", max_length=100)
-    kana = models.CharField("所属名かな", max_length=200, blank=True)
-    level = models.CharField("階層", max_length=10, choices=Level.choices)
+    code = models.CharField(_("所属コード"), max_length=20, unique=True)
+    name = models.CharField(_("所属名"), max_length=100)
+    kana = models.CharField(_("所属名かな"), max_length=200, blank=True)
+    level = models.CharField(_("階層"), max_length=10, choices=Level.choices)
     parent = models.ForeignKey(
         "self",
-        verbose_name="上位所属",
+        verbose_name=_("上位所属"),
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="children",
     )
-    sort_order = models.PositiveIntegerField("表示順", default=0)
-    is_active = models.BooleanField("有効", default=True)
+    sort_order = models.PositiveIntegerField(_("表示順"), default=0)
+    is_active = models.BooleanField(_("有効"), default=True)
 
     class Meta:
-        verbose_name = "所属"
-        verbose_name_plural = "所属"
+        verbose_name = _("所属")
+        verbose_name_plural = _("所属")
         ordering: ClassVar = ["sort_order", "code"]
 
     def __str__(self) -> str:
@@ -83,30 +84,30 @@ class User(AbstractBaseUser, PermissionsMixin):
     """An account that can sign in or hold an API token."""
 
     class Kind(models.TextChoices):
-        STAFF = "staff", "職員"
-        GUEST = "guest", "ゲスト"
-        BOT = "bot", "ボット"
-        DEVICE = "device", "端末"
+        STAFF = "staff", _("職員")
+        GUEST = "guest", _("ゲスト")
+        BOT = "bot", _("ボット")
+        DEVICE = "device", _("端末")
 
     class Language(models.TextChoices):
-        JA = "ja", "日本語"
-        EN = "en", "English"
+        JA = "ja", _("日本語")
+        EN = "en", _("English")
 
-    username = models.CharField("ユーザー名", max_length=150, unique=True)
-    kind = models.CharField("種別", max_length=10, choices=Kind.choices, default=Kind.STAFF)
-    display_name = models.CharField("表示名", max_length=150)
-    email = models.EmailField("メールアドレス", blank=True)
-    language = models.CharField("表示言語", max_length=5, choices=Language.choices, default="ja")
-    is_active = models.BooleanField("有効", default=True)
+    username = models.CharField(_("ユーザー名"), max_length=150, unique=True)
+    kind = models.CharField(_("種別"), max_length=10, choices=Kind.choices, default=Kind.STAFF)
+    display_name = models.CharField(_("表示名"), max_length=150)
+    email = models.EmailField(_("メールアドレス"), blank=True)
+    language = models.CharField(_("表示言語"), max_length=5, choices=Language.choices, default="ja")
+    is_active = models.BooleanField(_("有効"), default=True)
     # Django admin access; granted to IT administrators by the role actions.
-    is_staff = models.BooleanField("管理画面の利用", default=False)
-    date_joined = models.DateTimeField("登録日時", default=clock.now)
+    is_staff = models.BooleanField(_("管理画面の利用"), default=False)
+    date_joined = models.DateTimeField(_("登録日時"), default=clock.now)
     # Lockout: consecutive failed sign-ins and the time until which sign-in is refused.
-    failed_logins = models.PositiveIntegerField("連続失敗回数", default=0)
-    locked_until = models.DateTimeField("ロック解除日時", null=True, blank=True)
+    failed_logins = models.PositiveIntegerField(_("連続失敗回数"), default=0)
+    locked_until = models.DateTimeField(_("ロック解除日時"), null=True, blank=True)
     # TOTP (RFC 6238) second factor; the secret is set when enrolment is confirmed.
-    totp_secret = models.CharField("TOTP秘密鍵", max_length=64, blank=True)
-    totp_last_step = models.BigIntegerField("最後に使ったTOTP時刻ステップ", default=0)
+    totp_secret = models.CharField(_("TOTP秘密鍵"), max_length=64, blank=True)
+    totp_last_step = models.BigIntegerField(_("最後に使ったTOTP時刻ステップ"), default=0)
 
     objects = UserManager()
 
@@ -114,8 +115,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     REQUIRED_FIELDS: ClassVar[list[str]] = ["display_name"]
 
     class Meta:
-        verbose_name = "利用者"
-        verbose_name_plural = "利用者"
+        verbose_name = _("利用者")
+        verbose_name_plural = _("利用者")
 
     def __str__(self) -> str:
         return self.display_name or self.username
@@ -129,29 +130,29 @@ class StaffProfile(models.Model):
     """職員: one per staff member, keyed by the 職員番号 the personnel system uses."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "在職"
-        RETIRED = "retired", "退職"
+        ACTIVE = "active", _("在職")
+        RETIRED = "retired", _("退職")
 
     user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="staff")
-    employee_number = models.CharField("職員番号", max_length=20, unique=True)
-    family_name = models.CharField("姓", max_length=50)
-    given_name = models.CharField("名", max_length=50)
-    family_kana = models.CharField("姓（ふりがな）", max_length=100)
-    given_kana = models.CharField("名（ふりがな）", max_length=100)
+    employee_number = models.CharField(_("職員番号"), max_length=20, unique=True)
+    family_name = models.CharField(_("姓"), max_length=50)
+    given_name = models.CharField(_("名"), max_length=50)
+    family_kana = models.CharField(_("姓（ふりがな）"), max_length=100)
+    given_kana = models.CharField(_("名（ふりがな）"), max_length=100)
     department = models.ForeignKey(
-        Department, verbose_name="所属", on_delete=models.PROTECT, related_name="staff"
+        Department, verbose_name=_("所属"), on_delete=models.PROTECT, related_name="staff"
     )
-    title = models.CharField("役職", max_length=50, blank=True)
-    extension = models.CharField("内線", max_length=20, blank=True)
-    email = models.EmailField("メールアドレス", blank=True)
+    title = models.CharField(_("役職"), max_length=50, blank=True)
+    extension = models.CharField(_("内線"), max_length=20, blank=True)
+    email = models.EmailField(_("メールアドレス"), blank=True)
     status = models.CharField(
         "在職状況", max_length=10, choices=Status.choices, default=Status.ACTIVE
     )
-    retired_on = models.DateField("退職日", null=True, blank=True)
+    retired_on = models.DateField(_("退職日"), null=True, blank=True)
 
     class Meta:
-        verbose_name = "職員"
-        verbose_name_plural = "職員"
+        verbose_name = _("職員")
+        verbose_name_plural = _("職員")
         ordering: ClassVar = ["employee_number"]
 
     def __str__(self) -> str:
@@ -172,12 +173,12 @@ class ConcurrentPost(models.Model):
     staff = models.ForeignKey(
         StaffProfile, on_delete=models.CASCADE, related_name="concurrent_posts"
     )
-    department = models.ForeignKey(Department, verbose_name="兼務先", on_delete=models.PROTECT)
-    title = models.CharField("役職", max_length=50, blank=True)
+    department = models.ForeignKey(Department, verbose_name=_("兼務先"), on_delete=models.PROTECT)
+    title = models.CharField(_("役職"), max_length=50, blank=True)
 
     class Meta:
-        verbose_name = "兼務"
-        verbose_name_plural = "兼務"
+        verbose_name = _("兼務")
+        verbose_name_plural = _("兼務")
         constraints: ClassVar = [
             models.UniqueConstraint(fields=["staff", "department"], name="concurrent_post_once")
         ]
@@ -189,27 +190,27 @@ class ConcurrentPost(models.Model):
 class Role(models.TextChoices):
     """What a person may do beyond ordinary staff work."""
 
-    STAFF = "staff", "職員"
-    SECTION_HEAD = "section_head", "所属長"
-    IT_ADMIN = "it_admin", "情報政策（システム管理者）"
-    FACILITY_MANAGER = "facility_manager", "施設管理者"
-    AUDITOR = "auditor", "監査"
-    COUNTER_STAFF = "counter_staff", "窓口職員"
+    STAFF = "staff", _("職員")
+    SECTION_HEAD = "section_head", _("所属長")
+    IT_ADMIN = "it_admin", _("情報政策（システム管理者）")
+    FACILITY_MANAGER = "facility_manager", _("施設管理者")
+    AUDITOR = "auditor", _("監査")
+    COUNTER_STAFF = "counter_staff", _("窓口職員")
 
 
 class RoleGrant(models.Model):
     """A role held by a user; a section head's grant names the department they head."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="role_grants")
-    role = models.CharField("ロール", max_length=20, choices=Role.choices)
+    role = models.CharField(_("ロール"), max_length=20, choices=Role.choices)
     department = models.ForeignKey(
-        Department, verbose_name="対象所属", null=True, blank=True, on_delete=models.CASCADE
+        Department, verbose_name=_("対象所属"), null=True, blank=True, on_delete=models.CASCADE
     )
-    granted_at = models.DateTimeField("付与日時", default=clock.now)
+    granted_at = models.DateTimeField(_("付与日時"), default=clock.now)
 
     class Meta:
-        verbose_name = "ロール"
-        verbose_name_plural = "ロール"
+        verbose_name = _("ロール")
+        verbose_name_plural = _("ロール")
         # Two partial constraints instead of NULLS NOT DISTINCT, which SQLite lacks.
         constraints: ClassVar = [
             models.UniqueConstraint(
@@ -232,17 +233,17 @@ class GuestProfile(models.Model):
     """ゲスト: a person outside the ward, invited to named things only, until expiry."""
 
     user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="guest")
-    name = models.CharField("氏名", max_length=100)
-    organisation = models.CharField("所属団体", max_length=200, blank=True)
-    email = models.EmailField("メールアドレス")
-    expires_at = models.DateTimeField("有効期限")
+    name = models.CharField(_("氏名"), max_length=100)
+    organisation = models.CharField(_("所属団体"), max_length=200, blank=True)
+    email = models.EmailField(_("メールアドレス"))
+    expires_at = models.DateTimeField(_("有効期限"))
     invited_by = models.ForeignKey(
-        User, verbose_name="招待者", null=True, on_delete=models.SET_NULL, related_name="+"
+        User, verbose_name=_("招待者"), null=True, on_delete=models.SET_NULL, related_name="+"
     )
 
     class Meta:
-        verbose_name = "ゲスト"
-        verbose_name_plural = "ゲスト"
+        verbose_name = _("ゲスト")
+        verbose_name_plural = _("ゲスト")
 
     def __str__(self) -> str:
         return f"{self.name}（{self.organisation}）" if self.organisation else self.name
@@ -262,8 +263,8 @@ class UserSession(models.Model):
     user_agent = models.CharField(max_length=300, blank=True)
 
     class Meta:
-        verbose_name = "セッション"
-        verbose_name_plural = "セッション"
+        verbose_name = _("セッション")
+        verbose_name_plural = _("セッション")
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.ip_address or '-'}"
@@ -274,20 +275,20 @@ class ApiToken(models.Model):
     secret has 256 bits of entropy, so a slow hash would add nothing but latency."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField("名前", max_length=100)
+    name = models.CharField(_("名前"), max_length=100)
     # The first characters of the token, shown in lists so people can tell tokens apart.
     prefix = models.CharField(max_length=12, db_index=True)
     digest = models.CharField(max_length=64, unique=True)
-    scopes = models.JSONField("スコープ", default=list)
+    scopes = models.JSONField(_("スコープ"), default=list)
     created_at = models.DateTimeField(default=clock.now)
-    expires_at = models.DateTimeField("有効期限", null=True, blank=True)
-    revoked_at = models.DateTimeField("失効日時", null=True, blank=True)
+    expires_at = models.DateTimeField(_("有効期限"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("失効日時"), null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
-        verbose_name = "APIトークン"
-        verbose_name_plural = "APIトークン"
+        verbose_name = _("APIトークン")
+        verbose_name_plural = _("APIトークン")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -301,20 +302,20 @@ class TransferBatch(models.Model):
     """人事異動: a dated batch of personnel transfers applied together on its date."""
 
     class Status(models.TextChoices):
-        SCHEDULED = "scheduled", "予定"
-        APPLIED = "applied", "発令済"
-        CANCELLED = "cancelled", "取消"
+        SCHEDULED = "scheduled", _("予定")
+        APPLIED = "applied", _("発令済")
+        CANCELLED = "cancelled", _("取消")
 
-    name = models.CharField("名称", max_length=200)
-    effective_on = models.DateField("発令日")
+    name = models.CharField(_("名称"), max_length=200)
+    effective_on = models.DateField(_("発令日"))
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
     created_at = models.DateTimeField(default=clock.now)
     created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
     applied_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "人事異動"
-        verbose_name_plural = "人事異動"
+        verbose_name = _("人事異動")
+        verbose_name_plural = _("人事異動")
         indexes: ClassVar = [
             models.Index(
                 fields=["effective_on"], condition=Q(status="scheduled"), name="transfer_batch_due"
@@ -339,8 +340,8 @@ class Transfer(models.Model):
     retire = models.BooleanField(default=False)
 
     class Meta:
-        verbose_name = "異動明細"
-        verbose_name_plural = "異動明細"
+        verbose_name = _("異動明細")
+        verbose_name_plural = _("異動明細")
         constraints: ClassVar = [
             models.UniqueConstraint(fields=["batch", "staff"], name="transfer_once_per_batch")
         ]

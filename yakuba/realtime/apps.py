@@ -1,6 +1,7 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class RealtimeConfig(AppConfig):
     name = "yakuba.realtime"
-    verbose_name = "リアルタイム通知"
+    verbose_name = _("リアルタイム通知")

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class TasksConfig(AppConfig):
     name = "yakuba.tasks"
-    verbose_name = "バックグラウンド処理"
+    verbose_name = _("バックグラウンド処理")
 
     def ready(self) -> None:
         # Each app's tasks module registers its jobs on import.
