@@ -33,7 +33,6 @@ def shell(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-
 def _viewer_profile(request: HttpRequest) -> StaffProfile | None:
     """The signed-in staff member with their 所属 path (部 課 係) in one query, for the
     header; pages that do not show it (the admin) never run the query."""
