@@ -14,6 +14,7 @@ import pytest
 from tests.browser.helpers import sign_in
 from tests.browser.pages import page_paths
 from tests.conftest import make_staff
+from yakuba.directory.actions.auth import do_create_token
 from yakuba.directory.actions.staff import do_grant_role
 from yakuba.directory.models import Department, Role, User
 
@@ -51,10 +52,8 @@ def visits(erin: User, alice: User, charlie: User) -> list[tuple[str | None, str
         "employee_number": "10001",
         "user_id": str(alice.pk),
         "code": "111",
+        "token_id": str(_token_for(alice)),
     }
-    token_id = _token_for(alice)
-    if token_id is not None:
-        samples["token_id"] = str(token_id)
     # New pages with parameters: add a sample for each parameter here.
     paths, skipped = page_paths(samples)
     unknown = sorted(set(skipped) - NOT_PAGES_WITH_PARAMETERS)
@@ -76,13 +75,10 @@ def visits(erin: User, alice: User, charlie: User) -> list[tuple[str | None, str
     ]
 
 
-def _token_for(user: User) -> int | None:
-    from yakuba.directory.actions import auth
-
-    create = getattr(auth, "do_create_token", None)
-    if create is None:
-        return None
-    token, _raw = create(user, name="端末", scopes=["api:read"], expires_at=None, acting_user=user)
+def _token_for(user: User) -> int:
+    token, _raw = do_create_token(
+        user, name="端末", scopes=["api:read"], expires_at=None, acting_user=user
+    )
     return int(token.pk)
 
 

@@ -83,17 +83,20 @@ def test_it_accepts_the_metrics_token_from_another_host(client: Client, db: None
     assert client.get("/metrics", REMOTE_ADDR="192.0.2.7", headers=bad).status_code == 403
 
 
-def test_it_includes_snapshots_of_other_parts(
+def test_it_includes_the_real_time_counters(
     client: Client, db: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import types
+    import yakuba.realtime.metrics
 
-    fake = types.ModuleType("yakuba.audit.metrics")
-    fake.snapshot = lambda: {"entries": 12, "seal_lag_seconds": 0.5}  # type: ignore[attr-defined]
-    monkeypatch.setitem(__import__("sys").modules, "yakuba.audit.metrics", fake)
+    monkeypatch.setattr(
+        yakuba.realtime.metrics,
+        "snapshot",
+        lambda: {"yakuba_realtime_events_published_total": 12, "connections": 3},
+    )
     text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
-    assert "yakuba_audit_entries 12" in text
-    assert "yakuba_audit_seal_lag_seconds 0.5" in text
+    assert "# TYPE yakuba_realtime_events_published_total counter" in text
+    assert "yakuba_realtime_events_published_total 12" in text
+    assert "yakuba_realtime_connections 3" in text
 
 
 def test_it_reports_the_audit_seal_lag_from_the_tables(

@@ -9,8 +9,6 @@ the same machine would otherwise make every visitor look local) or a caller pres
 from __future__ import annotations
 
 import hmac
-import importlib
-import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -24,6 +22,8 @@ from django.views.decorators.http import require_GET
 
 from yakuba.audit.models import AuditEntry, AuditPending
 from yakuba.lib import clock
+from yakuba.realtime import bus
+from yakuba.realtime import metrics as realtime_metrics
 from yakuba.web.metrics import PROCESS_START_TIME, responses_by_class
 
 logger = logging.getLogger(__name__)
@@ -56,23 +56,12 @@ def _check_database() -> str:
 
 
 def _check_bus() -> str:
-    """The real-time bus's own ``healthy()``; "unknown" where the bus has none."""
+    """The real-time bus's own ``healthy()`` (Redis answers, or the in-process bus)."""
     try:
-        healthy = _optional_callable("yakuba.realtime.bus", "healthy")
-        if healthy is None:
-            return "unknown"
-        result = healthy()
-        if inspect.isawaitable(result):
-            from asgiref.sync import async_to_sync
-
-            async def wait() -> Any:
-                return await result
-
-            result = async_to_sync(wait)()
+        return "ok" if bus.healthy() else "error"
     except Exception:
         logger.exception("health check: the real-time bus failed")
         return "error"
-    return "ok" if result else "error"
 
 
 @never_cache
@@ -100,9 +89,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
         "Background jobs by status (queued, running, failed).",
         [({"status": status}, count) for status, count in _job_counts().items()],
     )
-    if not _snapshot(lines, "yakuba_audit", "yakuba.audit.metrics"):
-        _audit_fallback(lines)
-    _snapshot(lines, "yakuba_realtime", "yakuba.realtime.metrics")
+    _audit_metrics(lines)
+    _snapshot(lines, "yakuba_realtime", realtime_metrics.snapshot)
     return HttpResponse("\n".join(lines) + "\n", content_type=PROMETHEUS_CONTENT_TYPE)
 
 
@@ -126,9 +114,9 @@ def _job_counts() -> dict[str, int]:
     return counts
 
 
-def _audit_fallback(lines: list[str]) -> None:
-    """The audit log's size and seal lag read from its tables, for as long as the audit
-    app has no ``metrics.snapshot()`` of its own.  Three primary-key lookups."""
+def _audit_metrics(lines: list[str]) -> None:
+    """The audit log's size and seal lag, read from its tables.  Three primary-key
+    lookups."""
     last_id = AuditEntry.objects.aggregate(last=Max("pk"))["last"] or 0
     pending = AuditPending.objects.aggregate(n=Count("pk"), oldest=Min("entry_id"))
     oldest = None
@@ -151,20 +139,17 @@ def _audit_fallback(lines: list[str]) -> None:
     )
 
 
-def _snapshot(lines: list[str], prefix: str, module: str) -> bool:
-    """Each number in ``module.snapshot()`` as a gauge ``prefix_<key>``.  A value that is
-    a mapping of label → number becomes one series per label (label name ``key``).
-    False when the module has no ``snapshot``."""
+def _snapshot(lines: list[str], prefix: str, snapshot: Callable[[], Any]) -> None:
+    """Each number in ``snapshot()`` as a metric ``prefix_<key>``.  A value that is a
+    mapping of label → number becomes one series per label (label name ``key``)."""
+    module = snapshot.__module__
     try:
-        snapshot = _optional_callable(module, "snapshot")
-        if snapshot is None:
-            return False
         values = snapshot()
     except Exception:
         logger.exception("metrics: %s.snapshot() failed", module)
-        return True
+        return
     if not isinstance(values, Mapping):
-        return True
+        return
     for key, value in sorted(values.items()):
         key_name = _metric_name(str(key))
         name = key_name if key_name.startswith(f"{prefix}_") else f"{prefix}_{key_name}"
@@ -181,19 +166,6 @@ def _snapshot(lines: list[str], prefix: str, module: str) -> bool:
                 if isinstance(number, int | float)
             ]
             _family(lines, name, kind, f"{module}: {key}", series)
-    return True
-
-
-def _optional_callable(module: str, name: str) -> Callable[[], Any] | None:
-    """``module.name`` if both exist; parts built by others may not be there yet.  A module
-    that exists but fails to import raises (that is a failure, not an absence)."""
-    try:
-        found = getattr(importlib.import_module(module), name, None)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None
-    return found if callable(found) else None
 
 
 def _metric_name(key: str) -> str:
