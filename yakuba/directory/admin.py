@@ -93,6 +93,17 @@ class AuditedModelAdmin(ItAdminOnly, admin.ModelAdmin):  # type: ignore[type-arg
     """Records ``ADMIN_CHANGE`` for every add, change and delete, inlines included, in
     the admin's own transaction."""
 
+    # The form for adding an object, when it differs from the change form (as in
+    # Django's own UserAdmin).
+    add_form: type[ModelForm[Any]] | None = None
+
+    def get_form(
+        self, request: HttpRequest, obj: Any | None = None, change: bool = False, **kwargs: Any
+    ) -> type[ModelForm[Any]]:
+        if obj is None and self.add_form is not None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, change, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         with transaction.atomic():
             super().save_model(request, obj, form, change)
@@ -253,12 +264,7 @@ class StaffProfileAdmin(AuditedModelAdmin):
     inlines = (ConcurrentPostInline,)
     readonly_fields = ("user", "status", "retired_on")
 
-    def get_form(
-        self, request: HttpRequest, obj: Any | None = None, change: bool = False, **kwargs: Any
-    ) -> type[ModelForm[Any]]:
-        if obj is None:
-            kwargs["form"] = StaffAddForm
-        return super().get_form(request, obj, change, **kwargs)
+    add_form = StaffAddForm
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
@@ -375,12 +381,7 @@ class GuestProfileAdmin(AuditedModelAdmin):
     def active(self, obj: GuestProfile) -> bool:
         return obj.user.is_active and not obj.is_expired()
 
-    def get_form(
-        self, request: HttpRequest, obj: Any | None = None, change: bool = False, **kwargs: Any
-    ) -> type[ModelForm[Any]]:
-        if obj is None:
-            kwargs["form"] = GuestAddForm
-        return super().get_form(request, obj, change, **kwargs)
+    add_form = GuestAddForm
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:

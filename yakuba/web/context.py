@@ -1,8 +1,7 @@
 """Template context shared by every page: the site's names, today's date, navigation.
 
 ``today`` is the ward's calendar day (Asia/Tokyo) from the one clock; templates format it
-with the ``yakuba_dates`` filters (``{{ today|wareki:True }}``).  ``today_wareki`` and
-``today_seireki`` remain for templates written before the filters existed.
+with the ``yakuba_dates`` filters (``{{ today|wareki:True }}``).
 """
 
 from __future__ import annotations
@@ -15,19 +14,14 @@ from django.utils.functional import SimpleLazyObject
 
 from yakuba.directory.models import StaffProfile
 from yakuba.lib import clock
-from yakuba.lib.wareki import seireki, wareki
 from yakuba.web.navigation import navigation_for
 
 
 def shell(request: HttpRequest) -> dict[str, Any]:
-    today = clock.today()
     return {
         "site_name": settings.SITE_NAME,
         "municipality_name": settings.MUNICIPALITY_NAME,
-        "today": today,
-        "today_wareki": wareki(today, weekday=True),
-        "today_seireki": seireki(today),
-        "today_iso": today.isoformat(),
+        "today": clock.today(),
         "navigation": navigation_for(request),
         "viewer_profile": SimpleLazyObject(lambda: _viewer_profile(request)),
     }
