@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "yakuba.audit",
     "yakuba.realtime",
     "yakuba.tasks",
+    "yakuba.mail",
+    "yakuba.rooms",
     "yakuba.web",
 ]
 
@@ -307,6 +309,35 @@ EMAIL_PORT = env.int("YAKUBA_SMTP_PORT", 25, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env.str("YAKUBA_SMTP_USER", "")
 EMAIL_HOST_PASSWORD = env.str("YAKUBA_SMTP_PASSWORD", "")
 DEFAULT_FROM_EMAIL = env.str("YAKUBA_MAIL_FROM", "yakuba@localhost")
+EMAIL_TIMEOUT = 30
+# Mail goes out through an outbox in the database, sent by the worker (yakuba/mail).
+# Off: mail is kept in the outbox and never sent (a ward without an SMTP relay).
+MAIL_ENABLED = env.bool("YAKUBA_MAIL_ENABLED", True)
+# The ward's own address for links in mail (no trailing slash), e.g. https://yakuba.city.example.lg.jp
+SITE_URL = env.str("YAKUBA_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# --- Meeting rooms (会議室) -----------------------------------------------------------
+
+# Check-in opens this many minutes before a booking starts.
+ROOMS_CHECKIN_OPENS_MINUTES = env.int("YAKUBA_ROOMS_CHECKIN_OPENS_MINUTES", 15, maximum=120)
+# A booking nobody checked in to is released this many minutes after its start.
+ROOMS_RELEASE_GRACE_MINUTES = env.int(
+    "YAKUBA_ROOMS_RELEASE_GRACE_MINUTES", 10, minimum=1, maximum=240
+)
+# Bookings longer than this many hours are never released (all-day events, exams).
+ROOMS_RELEASE_MAX_HOURS = env.int("YAKUBA_ROOMS_RELEASE_MAX_HOURS", 4, minimum=1)
+# Bookings made less than this many minutes before their start are never released.
+ROOMS_RELEASE_MIN_LEAD_MINUTES = env.int("YAKUBA_ROOMS_RELEASE_MIN_LEAD_MINUTES", 30)
+# A recurring series is cancelled after this many no-shows in a row (0: never); the
+# organiser is warned one no-show before.
+ROOMS_SERIES_NO_SHOW_LIMIT = env.int("YAKUBA_ROOMS_SERIES_NO_SHOW_LIMIT", 3)
+# How far ahead people may book, in days.
+ROOMS_MAX_ADVANCE_DAYS = env.int("YAKUBA_ROOMS_MAX_ADVANCE_DAYS", 180, minimum=1)
+# How often the worker looks for no-shows to release (seconds); the release happens
+# at most this long (plus the worker's own poll) after its deadline.
+ROOMS_RELEASE_INTERVAL_SECONDS = env.int(
+    "YAKUBA_ROOMS_RELEASE_INTERVAL_SECONDS", 15, minimum=1, maximum=60
+)
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

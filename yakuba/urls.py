@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("directory/", include("yakuba.directory.urls")),
     path("audit/", include("yakuba.audit.urls")),
+    path("rooms/", include("yakuba.rooms.urls")),
     path("i18n/setlang/", set_language, name="set_language"),
     path("api/", api_urls()),
     path("healthz", health.healthz, name="healthz"),

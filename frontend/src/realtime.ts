@@ -8,6 +8,12 @@
 //   yakuba:event    detail {id, event}    one event of the user's stream
 //   yakuba:refetch  detail {lastEventId}  reload what the page shows: events were skipped
 //   yakuba:signed-out                     the session ended (4401): nothing more will come
+//   yakuba:watching  detail {topic}       a topic is watched (again): refetch its state
+//   yakuba:topic     detail {topic, event} one live event of a watched topic
+// Topics (yakuba/realtime/topics.py) are live views of shared state, such as a floor
+// board.  A page names its topics in <body data-realtime-topics="a.1 b.2">; they are
+// watched after every (re)connect, and each "watching" answer asks the page to refetch,
+// because topic events are not replayed.
 // Started only on pages whose <body> has data-realtime="on" (signed-in pages); the ids
 // are kept per user (data-realtime-user), since each user has a stream of their own.
 
@@ -15,6 +21,8 @@ type Frame =
   | { op: "ping" | "pong" }
   | { op: "ready" | "refetch"; last_event_id: number }
   | { op: "error"; code: string }
+  | { op: "watching" | "unwatched"; topic: string }
+  | { op: "topic"; topic: string; event: { type: string; op: string; [key: string]: unknown } }
   | { id: number; event: { type: string; op: string; [key: string]: unknown } };
 
 const RELOAD_KEY = "yakuba.realtime.reloaded_at";
@@ -82,6 +90,15 @@ class RealtimeChannel {
       case "ready":
         this.remember(frame.last_event_id);
         document.body.dataset.realtimeState = "ready";
+        for (const topic of pageTopics()) {
+          this.send({ op: "watch", topic });
+        }
+        break;
+      case "watching":
+        emit("yakuba:watching", { topic: frame.topic });
+        break;
+      case "topic":
+        emit("yakuba:topic", { topic: frame.topic, event: frame.event });
         break;
       case "refetch":
         this.remember(frame.last_event_id);
@@ -108,6 +125,10 @@ class RealtimeChannel {
     this.attempts += 1;
     window.setTimeout(() => this.start(), delay);
   }
+}
+
+function pageTopics(): string[] {
+  return (document.body.dataset.realtimeTopics ?? "").split(/\s+/).filter((t) => t !== "");
 }
 
 function emit(name: string, detail: object): void {

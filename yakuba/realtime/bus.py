@@ -58,13 +58,17 @@ class Subscriber(Protocol):
     def catch_up(self) -> None:
         """Read whatever this subscriber may have missed from the database."""
 
+    def deliver_topic(self, topic: str, event: dict[str, Any]) -> None:
+        """Queue one event of a topic this subscriber watches (``topics``)."""
+
 
 class LocalSockets:
-    """The sockets of this process, by user."""
+    """The sockets of this process, by user and by watched topic."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_user: dict[int, set[Subscriber]] = {}
+        self._by_topic: dict[str, set[Subscriber]] = {}
 
     def add(self, subscriber: Subscriber) -> None:
         with self._lock:
@@ -77,6 +81,30 @@ class LocalSockets:
                 sockets.discard(subscriber)
                 if not sockets:
                     del self._by_user[subscriber.user_id]
+            for topic in [t for t, watchers in self._by_topic.items() if subscriber in watchers]:
+                self._unwatch(subscriber, topic)
+
+    def watch(self, subscriber: Subscriber, topic: str) -> None:
+        with self._lock:
+            self._by_topic.setdefault(topic, set()).add(subscriber)
+
+    def unwatch(self, subscriber: Subscriber, topic: str) -> None:
+        with self._lock:
+            self._unwatch(subscriber, topic)
+
+    def _unwatch(self, subscriber: Subscriber, topic: str) -> None:
+        watchers = self._by_topic.get(topic)
+        if watchers is not None:
+            watchers.discard(subscriber)
+            if not watchers:
+                del self._by_topic[topic]
+
+    def dispatch_topic(self, topic: str, event: dict[str, Any]) -> None:
+        """Hand a topic's event to the local sockets watching it."""
+        with self._lock:
+            targets = list(self._by_topic.get(topic, ()))
+        for subscriber in targets:
+            subscriber.deliver_topic(topic, event)
 
     def count(self) -> int:
         with self._lock:
@@ -121,6 +149,16 @@ class LocalSockets:
 local_sockets = LocalSockets()
 
 
+def dispatch_message(message: dict[str, Any]) -> None:
+    """Hand one bus message to this process's sockets: a topic event
+    ``{"topic", "event"}`` or a stream event ``{"event", "deliveries"}``."""
+    if "topic" in message:
+        local_sockets.dispatch_topic(str(message["topic"]), dict(message["event"]))
+        return
+    deliveries = [(int(u), int(e)) for u, e in message["deliveries"]]
+    local_sockets.dispatch(message["event"], deliveries)
+
+
 def read_heads(user_ids: list[int]) -> dict[int, int]:
     from yakuba.realtime.models import EventStream
 
@@ -145,7 +183,7 @@ class Bus:
         self._poller_lock = threading.Lock()
 
     def publish(self, message: dict[str, Any]) -> None:
-        local_sockets.dispatch(message["event"], [(u, e) for u, e in message["deliveries"]])
+        dispatch_message(message)
 
     async def ensure_subscribed(self, timeout: float) -> bool:
         """True once events published from now on will reach this process's sockets."""
@@ -318,13 +356,9 @@ class RedisBus(Bus):
 
     def _dispatch(self, data: bytes | str) -> None:
         try:
-            message = json.loads(data)
-            deliveries = [(int(u), int(e)) for u, e in message["deliveries"]]
-            event = message["event"]
+            dispatch_message(json.loads(data))
         except (ValueError, KeyError, TypeError):
             log.error("real-time bus: ignored a malformed message on %s", self.channel)
-            return
-        local_sockets.dispatch(event, deliveries)
 
     def _start_subscription(self) -> None:
         assert self._loop is not None

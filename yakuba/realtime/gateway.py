@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from yakuba.lib import clock
-from yakuba.realtime import auth, bus, metrics
+from yakuba.realtime import auth, bus, metrics, topics
 from yakuba.realtime.auth import Principal
 from yakuba.realtime.models import EventStream, UserEvent
 
@@ -139,6 +139,7 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
         self.send_lock = asyncio.Lock()
         self.tasks: list[asyncio.Task[None]] = []
         self.registered = False
+        self.watched: set[str] = set()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         principal = await in_db_thread(auth.authenticate)(self.scope.get("headers", []), query)
         # Accept before closing: a close before accept is an HTTP 403 without our code.
@@ -168,6 +169,8 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
             await self.send_frame({"op": "pong"})
         elif op == "hello" and self.state.value is State.CONNECTING:
             await self.hello(frame.get("last_event_id"))
+        elif op in {"watch", "unwatch"} and self.state.value is State.READY:
+            await self.watch(op, frame.get("topic"))
         else:
             await self.send_frame({"op": "error", "code": "unexpected", "got": str(op)[:40]})
 
@@ -281,6 +284,42 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
             return False
         return not await self.recheck()
 
+    # --- topics ---------------------------------------------------------------------
+
+    async def watch(self, op: str, topic: Any) -> None:
+        """Start or stop watching a topic (see ``topics``).  The answer
+        ``{"op": "watching", "topic"}`` comes after registration, so a page that
+        refetches its state on that answer misses nothing."""
+        if op == "unwatch":
+            if isinstance(topic, str) and topic in self.watched:
+                self.watched.discard(topic)
+                bus.local_sockets.unwatch(self, topic)
+            await self.send_frame({"op": "unwatched", "topic": str(topic)[:100]})
+            return
+        allowed = (
+            isinstance(topic, str)
+            and len(self.watched) < topics.MAX_WATCHES_PER_SOCKET
+            and await in_db_thread(topics.may_watch)(self.user_id, topic)
+        )
+        if not allowed:
+            await self.send_frame({"op": "error", "code": "forbidden", "topic": str(topic)[:100]})
+            return
+        self.watched.add(topic)
+        bus.local_sockets.watch(self, topic)
+        await self.send_frame({"op": "watching", "topic": topic})
+
+    def deliver_topic(self, topic: str, event: dict[str, Any]) -> None:
+        self._call_soon(self._send_topic, topic, event)
+
+    def _send_topic(self, topic: str, event: dict[str, Any]) -> None:
+        if self.state.value is State.READY:
+            self.tasks.append(
+                asyncio.create_task(
+                    self.send_frame({"op": "topic", "topic": topic, "event": event})
+                )
+            )
+            self.tasks = [task for task in self.tasks if not task.done()]
+
     # --- bus.Subscriber: called from any thread ------------------------------------
 
     def deliver(self, event_id: int, event: dict[str, Any]) -> None:
@@ -338,7 +377,7 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
         if self.state.value is State.CLOSED:
             return
         self.state.advance(State.CLOSED)
-        if self.registered:
+        if self.registered or self.watched:
             bus.local_sockets.remove(self)
         current = asyncio.current_task()
         for task in self.tasks:

@@ -25,7 +25,7 @@ def navigation_for(request: HttpRequest) -> list[NavItem]:
     items = [
         NavItem(_("ポータル"), _url("portal"), "portal"),
         NavItem(_("チャット"), "", "chat", available=False),
-        NavItem(_("会議室予約"), "", "rooms", available=False),
+        NavItem(_("会議室予約"), _url("rooms:home"), "rooms"),
         NavItem(_("Web会議"), "", "meetings", available=False),
         NavItem(_("議事録"), "", "minutes", available=False),
         NavItem(_("テレワーク"), "", "telework", available=False),

@@ -1,0 +1,62 @@
+"""The core booking action: place, refuse a conflict, respect the buffer."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from yakuba.audit.models import AuditEntry
+from yakuba.directory.models import User
+from yakuba.rooms.actions.booking import BookingConflict, BookingRefused
+from yakuba.rooms.models import Booking, Room
+
+from .conftest import at, book
+
+
+def test_it_books_and_refuses_an_overlap_naming_only_the_time(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User, charlie: User
+) -> None:
+    first = book(
+        rooms["r301"],
+        alice,
+        at(12, "10:00"),
+        at(12, "11:00"),
+        title="人事の内緒話",
+        is_private=True,
+    )
+    assert first.status == Booking.Status.CONFIRMED
+    assert AuditEntry.objects.filter(
+        action="rooms.booking_created", target_id=str(first.pk)
+    ).exists()
+    with pytest.raises(BookingConflict) as refused:
+        book(rooms["r301"], charlie, at(12, "10:30"), at(12, "11:30"))
+    assert "10:00〜11:00" in refused.value.message
+    assert "内緒" not in refused.value.message
+    assert Booking.objects.filter(room=rooms["r301"]).count() == 1
+
+
+def test_it_keeps_the_buffer_after_a_booking(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User, bob: User
+) -> None:
+    book(rooms["r302"], alice, at(12, "10:00"), at(12, "11:00"))
+    with pytest.raises(BookingConflict):
+        book(rooms["r302"], bob, at(12, "11:05"), at(12, "12:00"))
+    assert book(rooms["r302"], bob, at(12, "11:10"), at(12, "12:00")).pk
+
+
+def test_it_refuses_outside_the_rooms_hours(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User
+) -> None:
+    with pytest.raises(BookingRefused) as refused:
+        book(rooms["r301"], alice, at(12, "19:30"), at(12, "21:00"))
+    assert "08:30〜20:00" in refused.value.message
+
+
+def test_an_approval_room_holds_the_time_while_pending(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User, bob: User
+) -> None:
+    hold = book(rooms["special"], alice, at(13, "13:00"), at(13, "15:00"))
+    assert hold.status == Booking.Status.PENDING
+    with pytest.raises(BookingConflict):
+        book(rooms["special"], bob, at(13, "14:00"), at(13, "16:00"))

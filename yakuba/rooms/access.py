@@ -1,0 +1,133 @@
+"""Permissioned reads of rooms and bookings.  A refusal is audited (``record_denial``).
+
+Who may do what:
+- see rooms, the floor board and who booked what: active staff (guests see none of it);
+- book a room: staff, when the room is open to all or to one of their 所属 (primary or
+  兼務, including sub-departments of a listed 所属); facility managers book any room;
+- change or cancel a booking: its organiser, whoever booked it, facility managers;
+- see a private booking's title and people: those people and facility managers; everyone
+  else sees 「予約あり」 and the time only;
+- approve bookings, manage rooms, see utilisation: facility managers (施設管理者) and IT
+  administrators.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from yakuba.audit.record import record_denial
+from yakuba.directory.access import AnyUser, has_role, is_it_admin
+from yakuba.directory.models import ConcurrentPost, Department, Role, StaffProfile, User
+from yakuba.rooms.models import Booking, Room
+
+
+def is_staff_member(user: AnyUser | None) -> bool:
+    return isinstance(user, User) and user.is_active and user.kind == User.Kind.STAFF
+
+
+def is_facility_manager(user: AnyUser) -> bool:
+    return isinstance(user, User) and (has_role(user, Role.FACILITY_MANAGER) or is_it_admin(user))
+
+
+def user_department_ids(user: User) -> set[int]:
+    """The user's 所属 (primary and 兼務) and every department above them."""
+    ids: set[int] = set()
+    profile = StaffProfile.objects.filter(user=user).select_related("department").first()
+    starts = [profile.department] if profile is not None else []
+    starts += [
+        post.department
+        for post in ConcurrentPost.objects.filter(staff__user=user).select_related("department")
+    ]
+    for department in starts:
+        node: Department | None = department
+        while node is not None and node.pk not in ids:
+            ids.add(node.pk)
+            node = node.parent
+    return ids
+
+
+def may_book(user: AnyUser, room: Room) -> bool:
+    if not is_staff_member(user) or not room.is_active:
+        return False
+    assert isinstance(user, User)
+    if room.open_to_all or is_facility_manager(user):
+        return True
+    allowed = set(room.allowed_departments.values_list("pk", flat=True))
+    return bool(allowed & user_department_ids(user))
+
+
+def may_manage_booking(user: AnyUser, booking: Booking) -> bool:
+    if not isinstance(user, User) or not user.is_active:
+        return False
+    return user.pk in (booking.organiser_id, booking.booked_by_id) or is_facility_manager(user)
+
+
+def is_participant(user: AnyUser, booking: Booking) -> bool:
+    if not isinstance(user, User):
+        return False
+    if user.pk in (booking.organiser_id, booking.booked_by_id):
+        return True
+    return booking.attendees.filter(pk=user.pk).exists()
+
+
+def may_see_details(user: AnyUser, booking: Booking) -> bool:
+    """Title, note and people of a booking (the time is never secret)."""
+    if not booking.is_private:
+        return is_staff_member(user) or is_participant(user, booking)
+    return is_participant(user, booking) or is_facility_manager(user)
+
+
+def access_rooms(user: AnyUser) -> None:
+    """Refuse (403, audited) anyone but active staff."""
+    if not is_staff_member(user):
+        record_denial(actor=_actor(user), what="rooms.view")
+        raise PermissionDenied("会議室の情報は職員だけが閲覧できます。")
+
+
+def access_room(user: AnyUser, room_id: int) -> Room:
+    access_rooms(user)
+    room = Room.objects.select_related("floor__building").filter(pk=room_id).first()
+    if room is None:
+        raise Http404("会議室が見つかりません。")
+    return room
+
+
+def access_room_for_booking(user: AnyUser, room_id: int) -> Room:
+    room = access_room(user, room_id)
+    if not may_book(user, room):
+        record_denial(actor=_actor(user), what="rooms.book", target=room)
+        raise PermissionDenied("この会議室は指定された所属の職員だけが予約できます。")
+    return room
+
+
+def access_booking(user: AnyUser, booking_id: int) -> Booking:
+    """A booking its reader may see in full (participants, staff for a public booking,
+    facility managers); others get 404 so that ids reveal nothing."""
+    booking = (
+        Booking.objects.select_related("room__floor__building", "organiser", "booked_by")
+        .filter(pk=booking_id)
+        .first()
+    )
+    if booking is None or not may_see_details(user, booking):
+        raise Http404("予約が見つかりません。")
+    return booking
+
+
+def access_booking_for_change(user: AnyUser, booking_id: int) -> Booking:
+    booking = access_booking(user, booking_id)
+    if not may_manage_booking(user, booking):
+        record_denial(actor=_actor(user), what="rooms.booking_change", target=booking)
+        raise PermissionDenied("この予約を変更できるのは主催者、予約者と施設管理者だけです。")
+    return booking
+
+
+def access_facility_management(user: AnyUser, what: str) -> None:
+    """Refuse (403, audited) anyone but facility managers and IT administrators."""
+    if not is_facility_manager(user):
+        record_denial(actor=_actor(user), what=what)
+        raise PermissionDenied("この操作は施設管理者だけが行えます。")
+
+
+def _actor(user: AnyUser) -> User | None:
+    return user if isinstance(user, User) else None
