@@ -183,6 +183,10 @@ def staff_detail(request: HttpRequest, employee_number: str) -> StaffDetailOut:
 
 api.add_router("/", directory)
 
+from yakuba.rooms.api import router as rooms_router  # noqa: E402  (after the core routes)
+
+api.add_router("/rooms/", rooms_router)
+
 
 def _with_json_405(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Ninja answers a wrong method with a plain-text 405; this answers it in the one

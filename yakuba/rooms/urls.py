@@ -1,9 +1,16 @@
-from django.urls import path
+"""The rooms pages.  Each view module lists its own ``urlpatterns``."""
 
-from yakuba.rooms.views import pages
+from django.urls import URLPattern
+
+from yakuba.rooms.views import analytics, board, feeds, manage, pages, panel
 
 app_name = "rooms"
 
-urlpatterns = [
-    path("", pages.home, name="home"),
+urlpatterns: list[URLPattern] = [
+    *pages.urlpatterns,
+    *manage.urlpatterns,
+    *board.urlpatterns,
+    *panel.urlpatterns,
+    *analytics.urlpatterns,
+    *feeds.urlpatterns,
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import URLPattern, path
 
 from yakuba.rooms.access import access_rooms
 
@@ -13,3 +14,6 @@ from yakuba.rooms.access import access_rooms
 def home(request: HttpRequest) -> HttpResponse:
     access_rooms(request.user)
     return render(request, "rooms/home.html", {})
+
+
+urlpatterns: list[URLPattern] = [path("", home, name="home")]
