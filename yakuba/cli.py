@@ -9,6 +9,7 @@ import os
 import sys
 
 # Our commands use dashes on the command line and underscores as module names.
+# Dashed names for our commands ("import-holidays" runs import_holidays).
 ALIASES = {
     "import-staff": "import_staff",
     "export-staff": "export_staff",
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     from yakuba.config import ConfigError
 
     if args:
-        args[0] = ALIASES.get(args[0], args[0])
+        args[0] = ALIASES.get(args[0], args[0].replace("-", "_"))
     try:
         from django.core.management import execute_from_command_line
 

@@ -1,4 +1,6 @@
-"""The rooms app's worker jobs: the release of no-shows (``door``) and the extension of
-recurring series (``series``) register themselves here."""
+"""The rooms app's worker jobs: the extension of recurring series as the booking horizon
+moves, and the release of no-shows."""
 
 from __future__ import annotations
+
+from yakuba.rooms import series_tasks  # noqa: F401  (registers rooms.extend_series)
