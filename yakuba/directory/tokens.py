@@ -30,6 +30,8 @@ TOKEN_SCOPES: dict[str, str] = {
     "api:write": gettext_noop("APIでの書き込み"),
     "realtime": gettext_noop("リアルタイム通知（WebSocket）の受信"),
     "chat:send": gettext_noop("チャットへの投稿"),
+    "rooms": gettext_noop("会議室の予約（API）"),
+    "rooms.panel": gettext_noop("会議室ドアパネル"),
 }
 
 # ``last_used_at`` is written at most this often per token, so a busy bot does not turn
