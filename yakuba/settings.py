@@ -336,7 +336,7 @@ ROOMS_MAX_ADVANCE_DAYS = env.int("YAKUBA_ROOMS_MAX_ADVANCE_DAYS", 180, minimum=1
 # How often the worker looks for no-shows to release (seconds); the release happens
 # at most this long (plus the worker's own poll) after its deadline.
 ROOMS_RELEASE_INTERVAL_SECONDS = env.int(
-    "YAKUBA_ROOMS_RELEASE_INTERVAL_SECONDS", 15, minimum=1, maximum=60
+    "YAKUBA_ROOMS_RELEASE_INTERVAL_SECONDS", 15, minimum=1, maximum=30
 )
 
 SECURE_CONTENT_TYPE_NOSNIFF = True

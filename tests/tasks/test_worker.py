@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from django.db import connections
 
 from yakuba.lib import clock
 from yakuba.tasks.models import Job
-from yakuba.tasks.registry import PERIODIC, enqueue, job, periodic
-from yakuba.tasks.worker import claim_next, run_job, run_once
+from yakuba.tasks.registry import PERIODIC, Periodic, enqueue, job, periodic
+from yakuba.tasks.worker import claim_next, run_forever, run_job, run_once
 
 ran: list[dict[str, object]] = []
 failures_left = {"count": 0}
@@ -33,6 +34,15 @@ def flaky_job() -> None:
 @periodic("tests.tick", every=dt.timedelta(hours=1))
 def tick() -> None:
     ran.append({"tick": True})
+
+
+long_job_may_end = threading.Event()
+
+
+@job("tests.long")
+def long_job() -> None:
+    ran.append({"long": "started"})
+    long_job_may_end.wait(30)
 
 
 @pytest.fixture(autouse=True)
@@ -135,3 +145,29 @@ def test_it_never_gives_one_job_to_two_workers() -> None:
         worker.join(30)
     assert len(claimed) == 20
     assert len(set(claimed)) == 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_runs_periodic_jobs_while_a_long_job_runs() -> None:
+    """A transcription taking minutes must not hold back the release of rooms."""
+    enqueue("tests.long")
+    stop = threading.Event()
+    long_job_may_end.clear()
+    worker = threading.Thread(target=run_forever, args=(stop,), kwargs={"poll_seconds": 0.05})
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while {"long": "started"} not in ran and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ticks_before = ran.count({"tick": True})
+        PERIODIC["tests.tick"] = Periodic("tests.tick", tick, dt.timedelta(milliseconds=50))
+        while ran.count({"tick": True}) < ticks_before + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert {"long": "started"} in ran
+        assert ran.count({"tick": True}) >= ticks_before + 2
+        assert Job.objects.get(name="tests.long").status == Job.Status.RUNNING
+    finally:
+        PERIODIC["tests.tick"] = Periodic("tests.tick", tick, dt.timedelta(hours=1))
+        long_job_may_end.set()
+        stop.set()
+        worker.join(30)

@@ -102,18 +102,37 @@ def run_once(name: str | None = None) -> int:
 
 def run_forever(stop: threading.Event, *, poll_seconds: float = 1.0) -> None:
     name = worker_name()
-    last_run: dict[str, float] = {}
     # Seals audit entries committed in this process within milliseconds (the embedded
     # tier's web requests); entries from other processes are sealed by the periodic job.
     from yakuba.audit.sealer import start_prompt_sealer
 
     start_prompt_sealer(stop, interval=settings.AUDIT_SEAL_INTERVAL_SECONDS)
+    # Periodic jobs get a thread of their own: a long queued job (a transcription) must
+    # not hold back time-bound ones such as the release of no-show rooms.
+    periodic = threading.Thread(
+        target=run_periodic_forever, args=(stop, poll_seconds), name="yakuba-periodic", daemon=True
+    )
+    periodic.start()
     log.info("worker %s started with jobs %s", name, sorted(JOBS))
-    while not stop.is_set():
+    try:
+        while not stop.is_set():
+            close_old_connections()
+            job = claim_next(name)
+            if job is not None:
+                run_job(job)
+                continue
+            stop.wait(poll_seconds)
+    finally:
         close_old_connections()
-        run_due_periodic(last_run)
-        job = claim_next(name)
-        if job is not None:
-            run_job(job)
-            continue
-        stop.wait(poll_seconds)
+        periodic.join(timeout=30)
+
+
+def run_periodic_forever(stop: threading.Event, poll_seconds: float) -> None:
+    last_run: dict[str, float] = {}
+    try:
+        while not stop.is_set():
+            close_old_connections()
+            run_due_periodic(last_run)
+            stop.wait(poll_seconds)
+    finally:
+        close_old_connections()
