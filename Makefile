@@ -11,7 +11,7 @@ PORT ?= 8000
 APT_PACKAGES := chromium libldap2-dev libsasl2-dev fonts-noto-cjk gettext
 
 .PHONY: run test install system-deps frontend migrate demo lint check \
-        test-sqlite test-postgresql bench-audit clean messages
+        test-sqlite test-postgresql bench-audit bench-rooms clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,9 @@ migrate: install
 demo: migrate
 	$(BIN)/yakuba demo
 
+# The demo machine has no mail relay: mail stays in the outbox unless you say otherwise.
 run: demo
-	$(BIN)/yakuba serve --host $(HOST) --port $(PORT)
+	YAKUBA_MAIL_ENABLED=$${YAKUBA_MAIL_ENABLED:-false} $(BIN)/yakuba serve --host $(HOST) --port $(PORT)
 
 lint: install
 	scripts/lint
@@ -72,6 +73,9 @@ test: install lint check test-sqlite test-postgresql
 
 bench-audit: install
 	$(BIN)/python bench/audit.py
+
+bench-rooms: install
+	$(BIN)/python bench/rooms.py $(BENCH_ROOMS_ARGS)
 
 clean:
 	rm -rf $(VENV) frontend/node_modules var/test-*

@@ -47,7 +47,8 @@ def advance(delta: dt.timedelta) -> None:
 
 @contextmanager
 def frozen_at(moment: dt.datetime) -> Iterator[None]:
-    """Stop the clock at ``moment`` for the duration of the block (tests only)."""
+    """Stop the clock at ``moment`` for the duration of the block (tests, and the demo
+    loader, which replays a past week; never in a serving process)."""
     global _frozen
     if moment.tzinfo is None:
         raise ValueError("frozen_at needs an aware datetime")

@@ -300,7 +300,7 @@ def place_booking(request: BookingRequest, *, booked_by: User) -> Booking:
     )
     attendees = {user.pk for user in request.attendees} - {request.organiser.pk}
     if attendees:
-        booking.attendees.set(sorted(attendees))
+        booking.attendees.add(*sorted(attendees))
     return booking
 
 

@@ -37,6 +37,12 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write("no changes: デモ区は既に最新です（変更はありません）。")
+        from yakuba.rooms.demo import load_demo_rooms
+
+        rooms = load_demo_rooms()
+        self.stdout.write(
+            f"会議室: 新規 {len(rooms.rooms_created)} 室、予約 {rooms.bookings_created} 件"
+        )
         self.stdout.write(f"\nデモ用アカウント（パスワードはすべて {DEMO_PASSWORD}）:")
         for username, name, note in describe_accounts():
             self.stdout.write(f"  {username:<10} {name:<8} {note}")
