@@ -316,6 +316,11 @@ MAIL_ENABLED = env.bool("YAKUBA_MAIL_ENABLED", True)
 # The ward's own address for links in mail (no trailing slash), e.g. https://yakuba.city.example.lg.jp
 SITE_URL = env.str("YAKUBA_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
+# Japanese font embedded in PDF reports and minutes (yakuba/lib/pdf.py); a .ttc/.otc
+# collection needs the face index (0 = Noto Sans CJK JP in Debian's fonts-noto-cjk).
+PDF_FONT = env.str("YAKUBA_PDF_FONT", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+PDF_FONT_INDEX = env.int("YAKUBA_PDF_FONT_INDEX", 0)
+
 # --- Meeting rooms (会議室) -----------------------------------------------------------
 
 # Check-in opens this many minutes before a booking starts.

@@ -83,6 +83,7 @@ class AuditAction(models.TextChoices):
     SERIES_NO_SHOW_WARNED = "rooms.series_warned", _("定期予約の未使用警告")
     BOOKINGS_IMPORTED = "rooms.bookings_imported", _("予約のiCalendar取込")
     HOLIDAYS_CHANGED = "rooms.holidays_changed", _("祝日・休庁日の変更")
+    CALENDAR_FEED_CREATED = "rooms.feed_created", _("カレンダー配信URLの発行")
     CALENDAR_FEED_RESET = "rooms.feed_reset", _("カレンダー配信URLの再発行")
     ROOM_REPORT_EXPORTED = "rooms.report_exported", _("稼働率レポート出力")
     # The audit log itself

@@ -7,4 +7,4 @@ class RoomsConfig(AppConfig):
     verbose_name = _("会議室")
 
     def ready(self) -> None:
-        from yakuba.rooms import events, tasks  # noqa: F401  (registers jobs and topics)
+        from yakuba.rooms import checks, events, tasks  # noqa: F401  (registers checks, jobs, topics)

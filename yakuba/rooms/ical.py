@@ -1,5 +1,12 @@
 """iCalendar (RFC 5545) for bookings: one event per booking, with the Asia/Tokyo
-VTIMEZONE, for e-mail attachments and the feeds (``feeds``)."""
+VTIMEZONE, for e-mail attachments and the feeds (``views.feeds``).
+
+Feeds are read by calendar programs that cannot sign in: the secret in the URL is the
+credential (256 bits, ``models.new_secret``), so a wrong secret is a plain 404 and a
+room's feed never shows a private booking's title or people (「予約あり」).  icalendar
+writes CRLF line endings and folds lines at 75 octets; the UID (``Booking.ical_uid``) is
+stable across changes and SEQUENCE counts them, so a calendar updates its copy.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,15 @@ from collections.abc import Iterable
 
 import icalendar
 from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.http import Http404
 
+from yakuba.directory.models import User
 from yakuba.lib import clock
-from yakuba.rooms.models import Booking
+from yakuba.rooms.models import Booking, CalendarFeed, Room
+
+# How far back the feeds reach (a calendar keeps what it already has).
+FEED_DAYS_BACK = 30
 
 PRODID = "-//Yakuba//Meeting rooms//JA"
 STATUS = {
@@ -77,3 +90,81 @@ def booking_attachment_text(booking: Booking, *, method: str) -> str:
 def local_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     start = dt.datetime.combine(day, dt.time(0), tzinfo=clock.TOKYO)
     return start, start + dt.timedelta(days=1)
+
+
+def _feed_window() -> tuple[dt.datetime, dt.datetime]:
+    now = clock.now()
+    return (
+        now - dt.timedelta(days=FEED_DAYS_BACK),
+        now + dt.timedelta(days=settings.ROOMS_MAX_ADVANCE_DAYS + 1),
+    )
+
+
+def room_for_feed(secret: str) -> Room:
+    """The room whose feed URL holds ``secret`` (404 otherwise: the secret is the
+    credential, and a wrong one reveals nothing)."""
+    room = (
+        Room.objects.select_related("floor__building")
+        .filter(feed_secret=secret, is_active=True)
+        .first()
+        if secret
+        else None
+    )
+    if room is None:
+        raise Http404("カレンダーが見つかりません。")
+    return room
+
+
+def feed_for_secret(secret: str) -> CalendarFeed:
+    """The person's feed whose URL holds ``secret``; 404 for a wrong one or a person who
+    can no longer sign in."""
+    feed = (
+        CalendarFeed.objects.select_related("user").filter(secret=secret).first()
+        if secret
+        else None
+    )
+    if feed is None or not feed.user.is_active:
+        raise Http404("カレンダーが見つかりません。")
+    return feed
+
+
+def room_feed_bookings(room: Room) -> QuerySet[Booking]:
+    start, end = _feed_window()
+    return (
+        Booking.objects.filter(
+            room=room, status__in=Booking.LIVE, ends_at__gt=start, starts_at__lt=end
+        )
+        .select_related("room__floor__building", "organiser")
+        .order_by("starts_at")
+    )
+
+
+def person_feed_bookings(user: User) -> QuerySet[Booking]:
+    """The live bookings ``user`` organises, booked, or attends."""
+    start, end = _feed_window()
+    mine = Q(organiser=user) | Q(booked_by=user) | Q(attendees=user)
+    ids = (
+        Booking.objects.filter(mine, status__in=Booking.LIVE, ends_at__gt=start, starts_at__lt=end)
+        .values("pk")
+        .distinct()
+    )
+    return (
+        Booking.objects.filter(pk__in=ids)
+        .select_related("room__floor__building", "organiser")
+        .order_by("starts_at")
+    )
+
+
+def room_feed_bytes(room: Room) -> bytes:
+    """A room's calendar: every live booking, private ones as 「予約あり」."""
+    calendar = new_calendar(f"{room.floor} {room.name}", method="PUBLISH")
+    for booking in room_feed_bookings(room):
+        calendar.add_component(booking_event(booking, show_details=not booking.is_private))
+    calendar.add_missing_timezones()
+    return bytes(calendar.to_ical())
+
+
+def person_feed_bytes(user: User) -> bytes:
+    return calendar_bytes(
+        f"会議室予約（{user.display_name}）", person_feed_bookings(user), method="PUBLISH"
+    )

@@ -3,5 +3,7 @@ moves, and the release of no-shows."""
 
 from __future__ import annotations
 
-from yakuba.rooms import series_tasks  # noqa: F401  (registers rooms.extend_series)
-from yakuba.rooms import release_tasks  # noqa: F401  (registers rooms.release_no_shows)
+from yakuba.rooms import (
+    release_tasks,  # noqa: F401  (registers rooms.release_no_shows)
+    series_tasks,  # noqa: F401  (registers rooms.extend_series)
+)
