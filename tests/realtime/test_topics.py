@@ -72,9 +72,14 @@ def test_it_sends_nothing_when_the_transaction_rolls_back(
     server: ThreadServer, alice: User
 ) -> None:
     alice_ws = watching(server.url, alice, TOPIC)
-    with pytest.raises(RuntimeError), transaction.atomic():
-        topics.broadcast_on_commit(TOPIC, occupancy(1))
-        raise RuntimeError("the action failed")
+
+    def failing_action() -> None:
+        with transaction.atomic():
+            topics.broadcast_on_commit(TOPIC, occupancy(1))
+            raise RuntimeError("the action failed")
+
+    with pytest.raises(RuntimeError):
+        failing_action()
     alice_ws.assert_nothing_pending()
 
 
