@@ -4,6 +4,7 @@ server's own origin, and nothing the pages need is refused by the CSP)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from tests.conftest import make_staff
 from yakuba.directory.actions.auth import do_create_token
 from yakuba.directory.actions.staff import do_grant_role
 from yakuba.directory.models import Department, Role, User
+from yakuba.lib import clock
+from yakuba.rooms.actions.booking import BookingRequest, check_create_booking
+from yakuba.rooms.models import Booking, Building, Floor, Room
 
 pytestmark = pytest.mark.browser
 
@@ -48,11 +52,15 @@ def erin(ward: dict[str, Department], alice: User) -> User:
 def visits(erin: User, alice: User, charlie: User) -> list[tuple[str | None, str]]:
     """(who signs in, path) for every page: anonymous pages, every page as Erin, a page
     Charlie may not see (the 403 page) and an unknown address (the 404 page)."""
+    room, booking = _room_and_booking(erin)
     samples = {
         "employee_number": "10001",
         "user_id": str(alice.pk),
         "code": "111",
         "token_id": str(_token_for(alice)),
+        "room_id": str(room.pk),
+        "booking_id": str(booking.pk),
+        "secret": room.checkin_secret,
     }
     # New pages with parameters: add a sample for each parameter here.
     paths, skipped = page_paths(samples)
@@ -73,6 +81,27 @@ def visits(erin: User, alice: User, charlie: User) -> list[tuple[str | None, str
         ("charlie", "/directory/import/"),
         ("charlie", "/audit/"),
     ]
+
+
+def _room_and_booking(user: User) -> tuple[Room, Booking]:
+    """A room with a booking tomorrow morning (an approval room: the booking is pending,
+    so the approval page has something to show)."""
+    building = Building.objects.create(code="HQ", name="本庁舎")
+    floor = Floor.objects.create(building=building, name="3階", level=3)
+    room = Room.objects.create(
+        floor=floor, code="R301", name="会議室301", capacity=8, requires_approval=True
+    )
+    start = dt.datetime.combine(
+        clock.today() + dt.timedelta(days=1), dt.time(10), tzinfo=clock.TOKYO
+    )
+    request = BookingRequest(
+        room=room,
+        starts_at=start,
+        ends_at=start + dt.timedelta(hours=1),
+        title="打合せ",
+        organiser=user,
+    )
+    return room, check_create_booking(request, acting_user=user)
 
 
 def _token_for(user: User) -> int:
