@@ -58,6 +58,12 @@ class BoardRefresher {
         headers: { "HX-Request": "true" },
         credentials: "same-origin",
       });
+      if (response.redirected) {
+        // Signed out meanwhile: the fragment URL answered with the sign-in page, which
+        // must not be pasted into the board.  Reloading shows the sign-in page itself.
+        window.location.reload();
+        return;
+      }
       if (response.ok) {
         this.board.innerHTML = await response.text();
         this.board.dataset.refreshedAt = String(Date.now());

@@ -131,3 +131,25 @@ def test_room_states_reads_the_bookings_of_a_whole_floor_in_one_query(
     # 1: the bookings of every listed room from now to the end of the day.
     assert len(queries.captured_queries) == 1
     assert len(states) == 12
+
+
+def test_the_fragment_of_a_floor_of_30_rooms_takes_a_fixed_number_of_queries(
+    client: Client, frozen_now: dt.datetime, floors: dict[str, Floor], alice: User
+) -> None:
+    floor = floors["5F"]
+    for n in range(30):
+        room = Room.objects.create(floor=floor, code=f"Q{n:02d}", name=f"会議室Q{n}", capacity=6)
+        book(room, alice, at(11, "09:05"), at(11, "10:00"), title=f"打合せ{n}")
+        book(room, alice, at(11, "13:00"), at(11, "14:00"), is_private=True, title="秘")
+    client.force_login(alice)
+    client.get(f"/rooms/board/fragment/?floor={floor.pk}")  # warm the session
+
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(f"/rooms/board/fragment/?floor={floor.pk}").content.decode()
+
+    # 1 session, 2 user, 3 the floor with its building, 4 its rooms, 5 the bookings of
+    # all of them, 6 a role grant (the page context): the same for 3 rooms or 30.
+    assert len(queries.captured_queries) <= 6, [q["sql"] for q in queries.captured_queries]
+    assert html.count('class="room-card ') == 30
+    assert "打合せ29" in html
+    assert "秘" not in html

@@ -535,3 +535,124 @@ def test_only_facility_managers_decide(
     assert hold.status == Booking.Status.PENDING
     denial = AuditEntry.objects.get(action="auth.denied", actor_id=alice.pk)
     assert denial.details["what"] == "rooms.decide"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/rooms/find-time/?attendees=alice&duration=60&first_day=9999-12-31&last_day=9999-12-31",
+        "/rooms/find-time/?attendees=alice&duration=60&first_day=0001-01-01&last_day=0001-01-02",
+        "/rooms/find/?date=9999-12-31&start=23:00&end=23:30&people=1",
+        "/rooms/find/?date=2025-02-30&start=10:00&end=11:00&people=1",
+        "/rooms/find/?date=2025-06-12&start=10:00&end=11:00&people=99999999999999999999",
+        "/rooms/find-time/?attendees=alice&duration=abc&first_day=2025-06-12&last_day=2025-06-13",
+    ],
+)
+def test_it_answers_odd_search_dates_and_numbers_with_400(
+    client: Client, frozen_now: dt.datetime, rooms: dict[str, Room], alice: User, url: str
+) -> None:
+    client.force_login(alice)
+
+    response = client.get(url)
+
+    assert response.status_code == 400
+    assert "入力内容を確かめてください。" in response.content.decode()
+
+
+def test_it_ignores_an_impossible_time_in_a_booking_link(
+    client: Client, frozen_now: dt.datetime, rooms: dict[str, Room], alice: User
+) -> None:
+    client.force_login(alice)
+
+    for query in ("start=9999-12-31T23:30", "start=2025-02-30T10:00&end=zz&room=abc"):
+        response = client.get(f"/rooms/book/?{query}")
+        assert response.status_code == 200
+        # The form falls back to the next quarter hour today.
+        assert 'value="2025-06-11"' in response.content.decode()
+
+
+def test_it_refuses_a_series_out_of_range_with_400_and_keeps_what_was_typed(
+    client: Client, frozen_now: dt.datetime, rooms: dict[str, Room], alice: User
+) -> None:
+    client.force_login(alice)
+
+    response = client.post(
+        "/rooms/book/",
+        form(
+            rooms["r301"],
+            12,
+            "10:00",
+            "11:00",
+            title="週次会議",
+            frequency="weekly",
+            until_date="0001-01-01",
+        ),
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "日付は2000-01-01〜2999-12-31の範囲で入力してください。" in page
+    assert 'value="週次会議"' in page
+    assert not Booking.objects.exists()
+
+
+def test_a_department_only_room_refuses_charlie_a_series_with_403(
+    client: Client,
+    frozen_now: dt.datetime,
+    rooms: dict[str, Room],
+    ward: dict[str, Department],
+    charlie: User,
+) -> None:
+    room = rooms["r301"]
+    room.open_to_all = False
+    room.save(update_fields=["open_to_all"])
+    room.allowed_departments.set([ward["somu_ka"]])
+    client.force_login(charlie)
+
+    response = client.post(
+        "/rooms/book/", form(room, 12, "10:00", "11:00", frequency="weekly", count="4")
+    )
+
+    assert response.status_code == 403
+    assert not Booking.objects.exists()
+    assert not AuditEntry.objects.filter(action="rooms.series_created").exists()
+    denial = AuditEntry.objects.get(action="auth.denied", actor_id=charlie.pk)
+    assert denial.details["what"] == "rooms.book"
+    # Nor does "find a time" for that room tell charlie when it is free.
+    refused = client.get(
+        "/rooms/find-time/",
+        {
+            "attendees": "charlie",
+            "duration": "60",
+            "first_day": "2025-06-12",
+            "last_day": "2025-06-13",
+            "room": str(room.pk),
+        },
+    )
+    assert refused.status_code == 403
+
+
+def test_it_pins_the_query_count_of_the_finder(
+    client: Client,
+    frozen_now: dt.datetime,
+    rooms: dict[str, Room],
+    alice: User,
+    django_assert_max_num_queries: Any,
+) -> None:
+    for n in range(30):
+        room = Room.objects.create(
+            floor=rooms["r301"].floor, code=f"F{n:02d}", name=f"会議室F{n}", capacity=10
+        )
+        if n % 2:
+            book(room, alice, at(12, "10:00"), at(12, "11:00"))
+    client.force_login(alice)
+    query = {"date": "2025-06-12", "start": "10:00", "end": "11:00", "people": "4"}
+    client.get("/rooms/find/", query)
+
+    # 1 session, 2 user, 3-4 is_facility_manager (facility-manager grant, then
+    # IT-administrator grant), 5 the rooms (floors and buildings joined), 6 their 所属
+    # lists, 7 the bookings of all of them, 8 the holiday of the day, 9 the navigation's
+    # role grant, 10 the header's staff profile: the same for 3 rooms or 30.
+    with django_assert_max_num_queries(10):
+        page = client.get("/rooms/find/", query).content.decode()
+    assert page.count("/rooms/book/?room=") == 15 + 3  # 15 free new rooms, 301, 302, 501

@@ -204,3 +204,30 @@ def test_the_printable_qr_page_encodes_the_check_in_url(
     assert response.status_code == 200
     assert "<svg" in html
     assert f"/rooms/checkin/{rooms['r301'].checkin_secret}/" in html
+
+
+def test_a_phone_checks_in_to_its_own_booking_behind_a_running_no_show(
+    client: Client, rooms: dict[str, Room], alice: User, charlie: User
+) -> None:
+    room = rooms["r301"]
+    room.auto_release = False  # charlie's no-show holds the room until it ends
+    room.save(update_fields=["auto_release"])
+    with clock.frozen_at(at(11, "08:00")):
+        no_show = book(room, charlie, at(11, "09:00"), at(11, "09:30"), title="charlieの会議")
+        mine = book(room, alice, at(11, "09:30"), at(11, "10:30"), title="aliceの会議")
+    url = f"/rooms/checkin/{room.checkin_secret}/"
+    client.force_login(alice)
+
+    with clock.frozen_at(at(11, "09:20")):
+        page = client.get(url).content.decode()
+        done = client.post(url)
+
+    assert "aliceの会議" in page
+    assert "charlieの会議" not in page
+    assert done.status_code == 200
+    assert "チェックインしました" in done.content.decode()
+    mine.refresh_from_db()
+    no_show.refresh_from_db()
+    assert mine.checked_in_by == alice
+    assert no_show.checked_in_at is None
+    assert not AuditEntry.objects.filter(action="auth.denied", actor_id=alice.pk).exists()

@@ -148,3 +148,42 @@ def test_it_refuses_rules_that_cannot_be_met(fields: dict[str, object], message:
     with pytest.raises(RuleError) as refused:
         Rule(first_date=D(2025, 6, 11), **fields)  # type: ignore[arg-type]  # parametrised fields
     assert message in refused.value.message
+
+
+def test_it_refuses_a_monthly_date_that_the_interval_never_reaches() -> None:
+    # Every 12th month from February is always February: it never has a 30th, and the
+    # search for a date would never end.  Every 6th month (Feb, Aug) reaches the 31st.
+    with pytest.raises(RuleError) as refused:
+        Rule("monthly_date", D(2026, 2, 10), interval=12, weekdays=(30,))
+    assert "30日のある月が来ません" in refused.value.message
+    with pytest.raises(RuleError):
+        Rule("monthly_date", D(2026, 4, 10), interval=12, weekdays=(31,))
+    feb_29 = Rule("monthly_date", D(2026, 2, 10), interval=12, weekdays=(29,))
+    assert occurrences(feb_29, D(2033, 1, 1)) == [D(2028, 2, 29), D(2032, 2, 29)]
+    six_monthly = Rule("monthly_date", D(2026, 2, 10), interval=6, weekdays=(31,))
+    assert occurrences(six_monthly, D(2027, 12, 31)) == [D(2026, 8, 31), D(2027, 8, 31)]
+    assert next_date(six_monthly, D(2026, 9, 1)) == D(2027, 8, 31)
+
+
+def test_it_gives_the_last_day_of_every_month_around_the_year_end() -> None:
+    rule = Rule("monthly_date", D(2025, 11, 30), weekdays=(-1,), count=4)
+    assert occurrences(rule, D(2026, 12, 31)) == [
+        D(2025, 11, 30),
+        D(2025, 12, 31),
+        D(2026, 1, 31),
+        D(2026, 2, 28),
+    ]
+    assert last_date(rule) == D(2026, 2, 28)
+    # An exception (除外日) on the month's end leaves the rest, and still counts.
+    skipping = Rule(
+        "monthly_date",
+        D(2025, 11, 30),
+        weekdays=(-1,),
+        count=4,
+        excluded_dates=frozenset({D(2025, 12, 31)}),
+    )
+    assert occurrences(skipping, D(2026, 12, 31)) == [
+        D(2025, 11, 30),
+        D(2026, 1, 31),
+        D(2026, 2, 28),
+    ]

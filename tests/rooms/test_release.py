@@ -302,3 +302,30 @@ def test_a_check_in_racing_the_release_has_one_winner(
             assert booking.checked_in_at is None
     audited = AuditEntry.objects.filter(action__in=["rooms.checked_in", "rooms.released"])
     assert audited.count() == len(bookings)
+
+
+def test_it_keeps_the_bookings_of_a_room_that_opted_out_after_they_were_made(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User, alice_mail: str
+) -> None:
+    room = rooms["r301"]
+    booking = book(room, alice, at(11, "10:00"), at(11, "11:00"))
+    assert booking.release_due_at == at(11, "10:10")
+    room.auto_release = False
+    room.save(update_fields=["auto_release"])
+
+    with clock.frozen_at(at(11, "10:30")):
+        assert due_for_release(clock.now()) == []
+        assert release_due(clock.now()) == 0
+        assert do_release_no_show(booking.pk) is False
+
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CONFIRMED
+    assert not AuditEntry.objects.filter(action="rooms.released").exists()
+    assert not released_mail(alice_mail)
+    # Opted in again, the deadline that passed meanwhile is as due as any.
+    room.auto_release = True
+    room.save(update_fields=["auto_release"])
+    with clock.frozen_at(at(11, "10:31")):
+        assert release_due(clock.now()) == 1
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.RELEASED

@@ -101,11 +101,21 @@ def access_room_for_booking(user: AnyUser, room_id: int) -> Room:
     return room
 
 
+def access_room_by_checkin_secret(user: AnyUser, secret: str) -> Room:
+    """The room whose door QR code holds ``secret`` (staff only, 403 audited; 404 for a
+    wrong secret)."""
+    access_rooms(user)
+    room = Room.objects.select_related("floor__building").filter(checkin_secret=secret[:64]).first()
+    if room is None:
+        raise Http404("会議室が見つかりません。")
+    return room
+
+
 def access_booking(user: AnyUser, booking_id: int) -> Booking:
     """A booking its reader may see in full (participants, staff for a public booking,
     facility managers); others get 404 so that ids reveal nothing."""
     booking = (
-        Booking.objects.select_related("room__floor__building", "organiser", "booked_by")
+        Booking.objects.select_related("room__floor__building", "organiser", "booked_by", "series")
         .filter(pk=booking_id)
         .first()
     )

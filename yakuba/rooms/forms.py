@@ -39,6 +39,21 @@ def equipment_choices() -> list[tuple[str, str]]:
     ]
 
 
+# Dates far outside any booking (year 1 or 9999) overflow when a time or a day is added:
+# they are refused as typing mistakes instead.
+EARLIEST_DATE = dt.date(2000, 1, 1)
+LATEST_DATE = dt.date(2999, 12, 31)
+
+
+def sane_date(value: dt.date) -> None:
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValidationError(
+            _("日付は%(first)s〜%(last)sの範囲で入力してください。")
+            % {"first": f"{EARLIEST_DATE:%Y-%m-%d}", "last": f"{LATEST_DATE:%Y-%m-%d}"},
+            code="out_of_range",
+        )
+
+
 class DateInput(forms.DateInput):
     input_type = "date"
 
@@ -60,6 +75,8 @@ def parse_local(value: str) -> dt.datetime | None:
     try:
         moment = dt.datetime.fromisoformat(value.strip())
     except ValueError:
+        return None
+    if not EARLIEST_DATE <= moment.date() <= LATEST_DATE:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=clock.TOKYO)
@@ -126,7 +143,7 @@ def _check_span(form: forms.Form, start_field: str = "start", end_field: str = "
 
 
 class FinderForm(forms.Form):
-    date = forms.DateField(label=_("日付"), widget=DateInput)
+    date = forms.DateField(label=_("日付"), widget=DateInput, validators=[sane_date])
     start = forms.TimeField(label=_("開始時刻"), widget=TimeInput)
     end = forms.TimeField(label=_("終了時刻"), widget=TimeInput)
     people = forms.IntegerField(label=_("人数"), min_value=1, max_value=1000, initial=1)
@@ -172,8 +189,8 @@ class FindTimeForm(PeopleMixin, forms.Form):
         ],
         initial=60,
     )
-    first_day = forms.DateField(label=_("検索開始日"), widget=DateInput)
-    last_day = forms.DateField(label=_("検索終了日"), widget=DateInput)
+    first_day = forms.DateField(label=_("検索開始日"), widget=DateInput, validators=[sane_date])
+    last_day = forms.DateField(label=_("検索終了日"), widget=DateInput, validators=[sane_date])
     room = forms.TypedChoiceField(
         label=_("会議室（任意）"), coerce=int, required=False, empty_value=None
     )
@@ -210,7 +227,7 @@ class BookingForm(PeopleMixin, forms.Form):
 
     title = forms.CharField(label=_("件名"), max_length=200)
     room = forms.TypedChoiceField(label=_("会議室"), coerce=int)
-    date = forms.DateField(label=_("日付"), widget=DateInput)
+    date = forms.DateField(label=_("日付"), widget=DateInput, validators=[sane_date])
     start = forms.TimeField(label=_("開始時刻"), widget=TimeInput)
     end = forms.TimeField(label=_("終了時刻"), widget=TimeInput)
     organiser = forms.CharField(
@@ -251,7 +268,9 @@ class BookingForm(PeopleMixin, forms.Form):
         choices=WEEKDAY_CHOICES,
         widget=forms.CheckboxSelectMultiple,
     )
-    until_date = forms.DateField(label=_("終了日"), required=False, widget=DateInput)
+    until_date = forms.DateField(
+        label=_("終了日"), required=False, widget=DateInput, validators=[sane_date]
+    )
     count = forms.IntegerField(label=_("回数"), min_value=1, max_value=200, required=False)
     skip_conflicts = forms.BooleanField(label=_("予約済みの日を飛ばして登録する"), required=False)
     scope = forms.ChoiceField(

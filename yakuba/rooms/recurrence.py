@@ -120,12 +120,29 @@ def validate(rule: Rule) -> None:
     elif rule.frequency == MONTHLY_BY_DATE:
         if len(rule.weekdays) > 1 or not (rule.month_day == LAST or 1 <= rule.month_day <= 31):
             raise RuleError("日付は1〜31日か末日で指定してください。")
+        if rule.month_day > max(_LONGEST[month] for month in _months_visited(rule)):
+            # Every 12th month from February never has a 30th: without this refusal the
+            # search for the next date would never end.
+            raise RuleError(
+                f"この間隔では{rule.month_day}日のある月が来ません。日付か間隔を変えてください。"
+            )
     elif rule.frequency == MONTHLY_BY_WEEKDAY:
         if len(rule.weekdays) not in (0, 2):
             raise RuleError("第何週の何曜日かを指定してください。")
         weekday, nth = rule.month_weekday
         if weekday not in WEEKDAY_NAMES or not (nth == LAST or 1 <= nth <= 5):
             raise RuleError("第1〜第5か最終の曜日で指定してください。")
+
+
+# The most days each month can have (February in a leap year).
+_LONGEST = {month: calendar.monthrange(2024, month)[1] for month in range(1, 13)}
+
+
+def _months_visited(rule: Rule) -> set[int]:
+    """The months of the year a monthly rule ever lands in (the pattern repeats after
+    twelve steps)."""
+    start = rule.first_date.month - 1
+    return {(start + step * rule.interval) % 12 + 1 for step in range(12)}
 
 
 def _candidates(rule: Rule) -> Iterator[dt.date]:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import F
 
 from yakuba.audit.models import AuditAction
 from yakuba.audit.record import Actor, record
@@ -379,9 +380,8 @@ def check_change_booking(
                 old_room = current.room
                 current.room, current.starts_at, current.ends_at = new_room, new_start, new_end
                 current.block_start, current.block_end = block_start, block_end
-                current.release_due_at = release_due_at(
-                    new_room, new_start, new_end, current.created_at
-                )
+                # A booking moved to start in five minutes counts as booked on the spot.
+                current.release_due_at = release_due_at(new_room, new_start, new_end, clock.now())
                 if new_room.requires_approval and (
                     old_room.pk != new_room.pk or current.status == Booking.Status.PENDING
                 ):
@@ -402,7 +402,22 @@ def check_change_booking(
                 current.note = note
                 changed.setdefault("fields", []).append("note")
             current.ical_sequence += 1
-            current.save()
+            current.save(
+                update_fields=[
+                    "room",
+                    "starts_at",
+                    "ends_at",
+                    "block_start",
+                    "block_end",
+                    "release_due_at",
+                    "status",
+                    "detached",
+                    "title",
+                    "is_private",
+                    "note",
+                    "ical_sequence",
+                ]
+            )
             if attendees is not None:
                 current.attendees.set(sorted({u.pk for u in attendees} - {current.organiser_id}))
                 changed.setdefault("fields", []).append("attendees")
@@ -427,7 +442,7 @@ def do_cancel_booking(booking: Booking, *, acting_user: ActingUser, reason: str 
         updated = Booking.objects.filter(pk=booking.pk, status__in=Booking.LIVE).update(
             status=Booking.Status.CANCELLED,
             cancelled_at=now,
-            ical_sequence=booking.ical_sequence + 1,
+            ical_sequence=F("ical_sequence") + 1,
         )
         if not updated:
             return False
@@ -449,8 +464,19 @@ def do_decide_booking(
     """A facility manager approves (pending → confirmed) or rejects a held booking."""
     with transaction.atomic():
         status = Booking.Status.CONFIRMED if approve else Booking.Status.REJECTED
+        changes: dict[str, Any] = {
+            "status": status,
+            "decided_by": acting_user,
+            "decision_note": note[:300],
+        }
+        if approve:
+            # Approved late, the booking counts as made now: an approval given after the
+            # release deadline must not be released at the worker's next run.
+            changes["release_due_at"] = release_due_at(
+                booking.room, booking.starts_at, booking.ends_at, clock.now()
+            )
         updated = Booking.objects.filter(pk=booking.pk, status=Booking.Status.PENDING).update(
-            status=status, decided_by=acting_user, decision_note=note[:300]
+            **changes
         )
         if not updated:
             return False

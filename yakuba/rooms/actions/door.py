@@ -116,12 +116,13 @@ def _not_in_use() -> BookingRefused:
     )
 
 
-def checkin_candidate(room: Room, at: dt.datetime | None = None) -> Booking | None:
-    """The confirmed booking of ``room`` that may be checked in to at ``at`` (now): not
-    yet checked in and inside its check-in window, the earliest first."""
+def checkin_candidates(room: Room, at: dt.datetime | None = None) -> list[Booking]:
+    """The confirmed bookings of ``room`` that may be checked in to at ``at`` (now): not
+    yet checked in and inside their check-in window, the earliest first (at most two: a
+    running no-show and the next booking, whose window has opened)."""
     at = at or clock.now()
     opens_before = dt.timedelta(minutes=settings.ROOMS_CHECKIN_OPENS_MINUTES)
-    return (
+    return list(
         Booking.objects.filter(
             room=room,
             status=Booking.Status.CONFIRMED,
@@ -130,9 +131,14 @@ def checkin_candidate(room: Room, at: dt.datetime | None = None) -> Booking | No
             ends_at__gt=at,
         )
         .select_related("room", "organiser")
-        .order_by("starts_at")
-        .first()
+        .order_by("starts_at", "pk")[:5]
     )
+
+
+def checkin_candidate(room: Room, at: dt.datetime | None = None) -> Booking | None:
+    """The earliest of ``checkin_candidates``, or None."""
+    found = checkin_candidates(room, at)
+    return found[0] if found else None
 
 
 def in_use_booking(room: Room, at: dt.datetime | None = None) -> Booking | None:
@@ -252,31 +258,38 @@ def do_extend_booking(booking: Booking, *, minutes: int, acting_user: ActingUser
 
 def do_end_early(booking: Booking, *, acting_user: ActingUser) -> Booking:
     """End the booking in use now: it ends (and stops holding the room, buffer
-    included) at once, so the room shows free and can be booked from this minute."""
-    with transaction.atomic():
-        lock_rooms([booking.room_id])
-        current = Booking.objects.select_related("room").get(pk=booking.pk)
-        now = clock.now()
-        if not _in_use(current, now):
-            raise _not_in_use()
-        # Rounded down to the minute, so that "start now" (which starts on the minute)
-        # can follow at once; never at or before the start (the check constraint).
-        end = now.replace(second=0, microsecond=0)
-        if end <= current.starts_at:
-            end = now
-        previous_end = current.ends_at
-        current.ends_at = current.block_end = end
-        current.ended_early_at = now
-        current.ical_sequence += 1
-        current.save(update_fields=["ends_at", "block_end", "ended_early_at", "ical_sequence"])
-        record(
-            AuditAction.BOOKING_ENDED_EARLY,
-            actor=acting_user,
-            target=current,
-            details=booking_details(current, from_ends_at=previous_end.isoformat()),
-        )
-        events.notify_booking_changed(current, "ended")
-    return current
+    included) at once, so the room shows free and can be booked from this minute.
+    Locks the room like every action that moves a booking (a shorter booking cannot
+    conflict, but it must not interleave with a racing extend or start-now), and retries
+    on PostgreSQL like them."""
+
+    def attempt() -> Booking:
+        with transaction.atomic():
+            lock_rooms([booking.room_id])
+            current = Booking.objects.select_related("room").get(pk=booking.pk)
+            now = clock.now()
+            if not _in_use(current, now):
+                raise _not_in_use()
+            # Rounded down to the minute, so that "start now" (which starts on the minute)
+            # can follow at once; never at or before the start (the check constraint).
+            end = now.replace(second=0, microsecond=0)
+            if end <= current.starts_at:
+                end = now
+            previous_end = current.ends_at
+            current.ends_at = current.block_end = end
+            current.ended_early_at = now
+            current.ical_sequence += 1
+            current.save(update_fields=["ends_at", "block_end", "ended_early_at", "ical_sequence"])
+            record(
+                AuditAction.BOOKING_ENDED_EARLY,
+                actor=acting_user,
+                target=current,
+                details=booking_details(current, from_ends_at=previous_end.isoformat()),
+            )
+            events.notify_booking_changed(current, "ended")
+            return current
+
+    return with_booking_retries(booking.room, booking.starts_at, booking.ends_at, attempt)
 
 
 # --- the automatic release of no-shows -------------------------------------------------------
@@ -291,6 +304,7 @@ def due_for_release(now: dt.datetime) -> list[int]:
             status=Booking.Status.CONFIRMED,
             checked_in_at__isnull=True,
             release_due_at__lte=now,
+            room__auto_release=True,
         )
         .order_by("release_due_at", "pk")
         .values_list("pk", flat=True)
@@ -315,13 +329,22 @@ def do_release_no_show(booking_id: int) -> bool:
     """Release a confirmed booking nobody checked in to once its ``release_due_at`` has
     passed: the room is free at once, the organiser is told by real-time event and
     e-mail, and it is audited as the system's act.  Idempotent: the conditional UPDATE
-    lets exactly one worker release it, and a check-in that won the race keeps it.
+    lets exactly one worker release it, and a check-in that won the race keeps it.  A
+    room that opted out of the release after the booking was made keeps its bookings
+    (``release_due_at`` was set when it was booked; the room's setting now decides).
 
     For an occurrence of a series the series' count of no-shows in a row goes up; at
     ``ROOMS_SERIES_NO_SHOW_LIMIT - 1`` the organiser is warned (once), at the limit the
     rest of the series is cancelled."""
     now = clock.now()
+    opted_in = (
+        Booking.objects.filter(pk=booking_id).values_list("room__auto_release", flat=True).first()
+    )
+    if not opted_in:
+        return False
     with transaction.atomic():
+        # No join in this UPDATE: Django would turn one into ``pk IN (subquery)``, which
+        # PostgreSQL does not re-check against a check-in committed meanwhile.
         updated = Booking.objects.filter(
             pk=booking_id,
             status=Booking.Status.CONFIRMED,

@@ -397,6 +397,13 @@ def check_change_series(
                 raise BookingRefused(
                     "この定期予約は取り消されています。", "This series was cancelled."
                 )
+            if current.room_id != series.room_id:
+                # Moved by someone else since it was read: the rooms locked above (and
+                # the room this change keeps) may be the wrong ones.
+                raise BookingRefused(
+                    "この定期予約は他の人が変更しました。画面を更新してからやり直してください。",
+                    "Someone else changed this series. Reload the page and try again.",
+                )
             old_room = current.room
             target, split_from = current, None
             if scope == "following" and from_date is not None:
@@ -594,6 +601,22 @@ def do_cancel_series(
     if scope == "following" and from_date is None:
         raise BookingRefused("どの日以降を取り消すか指定してください。", "Give a from date.")
     now = clock.now()
+    # Retried on PostgreSQL: this takes the series row and then its bookings, while a
+    # release takes a booking and then its series (a deadlock one of the two must retry).
+    return _retrying(
+        series.room,
+        lambda: _cancel_series(series, scope, from_date, acting_user, reason, now),
+    )
+
+
+def _cancel_series(
+    series: BookingSeries,
+    scope: str,
+    from_date: dt.date | None,
+    acting_user: ActingUser,
+    reason: str,
+    now: dt.datetime,
+) -> list[Booking]:
     with transaction.atomic():
         current = _locked(series)
         live = Booking.objects.filter(series=current, status__in=Booking.LIVE, starts_at__gt=now)

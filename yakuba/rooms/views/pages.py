@@ -14,7 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.http import urlencode
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -72,15 +72,6 @@ def _staff(request: HttpRequest) -> User:
     access_rooms(request.user)
     assert isinstance(request.user, User)
     return request.user
-
-
-def _optional_url(name: str, *args: Any) -> str:
-    """The URL of a page another part of the rooms feature provides, or "" while it is
-    not there, so that this page never breaks on a missing link."""
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:
-        return ""
 
 
 def _error_text(exc: BookingError) -> str:
@@ -157,9 +148,6 @@ def home(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "is_manager": manager,
             "pending_count": finder.count_pending() if manager else 0,
-            "board_url": _optional_url("rooms:board"),
-            "analytics_url": _optional_url("rooms:analytics") if manager else "",
-            "feed_url": _optional_url("rooms:my_feed"),
         },
     )
 
@@ -305,7 +293,11 @@ def people_search(request: HttpRequest) -> HttpResponse:
     user = _staff(request)
     query = request.GET.get("q", "").strip()[:100]
     staff = list(search_staff(user, query=query)[:10]) if query else []
-    return render(request, "rooms/partials/people_results.html", {"staff": staff, "query": query})
+    context = {"staff": staff, "query": query}
+    if request.headers.get("HX-Request") != "true":
+        # Opened without htmx (no script, a bookmark): a whole page with its own form.
+        return render(request, "rooms/people.html", context)
+    return render(request, "rooms/partials/people_results.html", context)
 
 
 def _int(value: str | None) -> int | None:
@@ -498,7 +490,6 @@ def booking_detail(request: HttpRequest, booking_id: int) -> HttpResponse:
             "checkin": checkin_state(booking, now),
             "can_check_in": can_check_in,
             "can_manage": booking.is_live and may_manage_booking(user, booking),
-            "ics_url": _optional_url("rooms:booking_ics", booking.pk),
             "holiday": holidays_between(local_day, local_day).get(local_day, ""),
             "cancel_form": CancelForm(),
         },
@@ -610,7 +601,7 @@ def booking_cancel(request: HttpRequest, booking_id: int) -> HttpResponse:
     booking = access_booking_for_change(user, booking_id)
     form = CancelForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("取消の理由は300文字以内で入力してください。"))
+        messages.error(request, _("取消の範囲を選び、理由は300文字以内で入力してください。"))
         return redirect("rooms:booking_detail", booking_id=booking.pk)
     reason = form.cleaned_data["reason"]
     scope = form.cleaned_data.get("scope") or "this"

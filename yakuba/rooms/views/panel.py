@@ -14,7 +14,7 @@ from typing import Any
 import segno
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString, mark_safe
@@ -28,7 +28,7 @@ from yakuba.rooms import occupancy
 from yakuba.rooms.access import (
     access_facility_management,
     access_room,
-    access_rooms,
+    access_room_by_checkin_secret,
     is_participant,
     may_see_details,
 )
@@ -186,7 +186,8 @@ def _act(room: Room, device: User, action: str, minutes_raw: str) -> str:
         booking = door.checkin_candidate(room)
         if booking is None:
             raise ValueError("チェックインできる予約はありません。")
-        door.do_check_in(booking, acting_user=device, method=Booking.CheckInMethod.PANEL)
+        if not door.do_check_in(booking, acting_user=device, method=Booking.CheckInMethod.PANEL):
+            return "この予約は既にチェックイン済みです。"
         return "チェックインしました。"
     if action == "start_now":
         minutes = _minutes(minutes_raw, START_CHOICES)
@@ -270,17 +271,22 @@ def room_qr(request: HttpRequest, room_id: int) -> HttpResponse:
 
 
 def _room_by_secret(request: HttpRequest, secret: str) -> Room:
-    access_rooms(request.user)
-    room = Room.objects.select_related("floor__building").filter(checkin_secret=secret[:64]).first()
-    if room is None:
-        raise Http404("会議室が見つかりません。")
-    return room
+    return access_room_by_checkin_secret(request.user, secret)
+
+
+def _phone_candidate(user: Any, room: Room) -> Booking | None:
+    """The booking a phone at the door checks in to: the signed-in person's own among
+    those open for check-in (a running no-show must not hide the next booking, whose
+    window has opened), else the earliest."""
+    candidates = door.checkin_candidates(room)
+    own = next((b for b in candidates if is_participant(user, b)), None)
+    return own or (candidates[0] if candidates else None)
 
 
 def _checkin_page(
     request: HttpRequest, room: Room, *, message: str = "", error: bool = False, status: int = 200
 ) -> HttpResponse:
-    booking = door.checkin_candidate(room)
+    booking = _phone_candidate(request.user, room)
     [state] = occupancy.room_states([room])
     return render(
         request,
@@ -304,7 +310,7 @@ def checkin_qr(request: HttpRequest, secret: str) -> HttpResponse:
     room = _room_by_secret(request, secret)
     if request.method == "GET":
         return _checkin_page(request, room)
-    booking = door.checkin_candidate(room)
+    booking = _phone_candidate(request.user, room)
     if booking is None:
         return _checkin_page(
             request, room, message="チェックインできる予約はありません。", error=True, status=409
