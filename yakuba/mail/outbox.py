@@ -27,7 +27,9 @@ def queue_mail(
     addresses = sorted({address.strip() for address in to if address and address.strip()})
     if not addresses:
         return None
-    with transaction.atomic():
+    # No savepoint inside the caller's transaction: two round trips saved per
+    # write, and an error here fails the whole action anyway.
+    with transaction.atomic(savepoint=False):
         mail = OutboundMail.objects.create(
             to=addresses,
             subject=subject[:300],

@@ -6,11 +6,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from yakuba.lib import clock
-from yakuba.realtime.models import EventStream, UserEvent
+from yakuba.realtime.models import UserEvent
 
 # Rows per INSERT; keeps SQLite under its bound-variable limit for a ward-wide fan-out.
 INSERT_BATCH = 500
@@ -28,8 +27,8 @@ def send_event_on_commit(event: dict[str, Any], user_ids: Iterable[int]) -> None
     caller's transaction ends, in ascending user id so that two senders never deadlock;
     that is what makes ids commit in order within a stream.  On SQLite the IMMEDIATE
     transaction already holds the database's one write lock.  Keep the action short after
-    calling this.  Queries, whatever the number of recipients: one INSERT of missing heads,
-    one SELECT … FOR UPDATE, one UPDATE, and one INSERT per ``INSERT_BATCH`` events.
+    calling this.  Queries, whatever the number of recipients: one UPSERT of the heads and
+    one INSERT of the events per ``INSERT_BATCH`` recipients.
     """
     if not isinstance(event, dict) or "type" not in event or "op" not in event:
         raise ValueError("an event is a dict with 'type' and 'op'")
@@ -40,25 +39,14 @@ def send_event_on_commit(event: dict[str, Any], user_ids: Iterable[int]) -> None
     recipients = sorted({int(uid) for uid in user_ids})
     if not recipients:
         return
-    with transaction.atomic():
-        EventStream.objects.bulk_create(
-            [EventStream(user_id=uid) for uid in recipients],
-            ignore_conflicts=True,
-            batch_size=INSERT_BATCH,
-        )
-        # Lock before updating: an UPDATE … WHERE user_id IN (…) would lock rows in
-        # whatever order the plan visits them, and two senders could deadlock.
-        heads = list(
-            EventStream.objects.select_for_update()
-            .filter(user_id__in=recipients)
-            .order_by("user_id")
-            .values_list("user_id", "last_event_id")
-        )
-        EventStream.objects.filter(user_id__in=recipients).update(
-            last_event_id=F("last_event_id") + 1
-        )
+    # No savepoint inside the caller's transaction: two round trips saved per
+    # write, and an error here fails the whole action anyway.
+    with transaction.atomic(savepoint=False):
+        heads: list[tuple[int, int]] = []
+        for start in range(0, len(recipients), INSERT_BATCH):
+            heads += _advance_heads(recipients[start : start + INSERT_BATCH])
         now = clock.now()
-        deliveries = [(user_id, last + 1) for user_id, last in heads]
+        deliveries = sorted(heads)
         UserEvent.objects.bulk_create(
             [
                 UserEvent(user_id=user_id, event_id=event_id, payload=payload, created_at=now)
@@ -67,6 +55,24 @@ def send_event_on_commit(event: dict[str, Any], user_ids: Iterable[int]) -> None
             batch_size=INSERT_BATCH,
         )
         transaction.on_commit(lambda: _publish(payload, deliveries))
+
+
+# One statement creates missing heads and advances the others, locking each row until the
+# transaction ends (PostgreSQL's ON CONFLICT DO UPDATE locks the row it updates; rows are
+# visited in VALUES order, which is ascending, so two senders never deadlock).  SQLite
+# (3.35+) has the same UPSERT … RETURNING.
+_ADVANCE = (
+    "INSERT INTO realtime_eventstream (user_id, last_event_id, pruned_through) VALUES {rows} "
+    "ON CONFLICT (user_id) DO UPDATE SET last_event_id = realtime_eventstream.last_event_id + 1 "
+    "RETURNING user_id, last_event_id"
+)
+
+
+def _advance_heads(user_ids: list[int]) -> list[tuple[int, int]]:
+    """Allocate the next event id in each stream: ``(user id, new id)`` pairs."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ADVANCE.format(rows=", ".join(["(%s, 1, 0)"] * len(user_ids))), user_ids)
+        return [(int(user_id), int(event_id)) for user_id, event_id in cursor.fetchall()]
 
 
 def _publish(event: dict[str, Any], deliveries: list[tuple[int, int]]) -> None:

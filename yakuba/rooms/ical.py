@@ -11,6 +11,7 @@ stable across changes and SEQUENCE counts them, so a calendar updates its copy.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 
 import icalendar
@@ -74,12 +75,22 @@ def booking_event(booking: Booking, *, show_details: bool = True) -> icalendar.E
 def calendar_bytes(
     name: str, bookings: Iterable[Booking], *, method: str | None = None, show_details: bool = True
 ) -> bytes:
-    """A VCALENDAR holding ``bookings`` and the VTIMEZONE their times use."""
+    """A VCALENDAR holding ``bookings`` and the VTIMEZONE their times use (all times
+    are Asia/Tokyo, so that is the one VTIMEZONE)."""
     calendar = new_calendar(name, method=method)
     for booking in bookings:
         calendar.add_component(booking_event(booking, show_details=show_details))
-    calendar.add_missing_timezones()
+    if calendar.events:
+        calendar.subcomponents.insert(0, tokyo_vtimezone())
     return bytes(calendar.to_ical())
+
+
+@functools.cache
+def tokyo_vtimezone() -> icalendar.Timezone:
+    """Asia/Tokyo as a VTIMEZONE, built once per process: icalendar derives it from the
+    tz database on every ``add_missing_timezones()``, about 20 ms of CPU, which every
+    booking e-mail paid inside the room lock (bench/README.md)."""
+    return icalendar.Timezone.from_tzid("Asia/Tokyo")
 
 
 def booking_attachment_text(booking: Booking, *, method: str) -> str:
