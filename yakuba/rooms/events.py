@@ -4,6 +4,8 @@ of the people in the booking."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from yakuba.realtime.send import send_event_on_commit
 from yakuba.realtime.topics import broadcast_on_commit, register_topic
 from yakuba.rooms.models import Booking, Room
@@ -20,11 +22,20 @@ def notify_occupancy_changed(room: Room) -> None:
     )
 
 
-def notify_booking_changed(booking: Booking, op: str, extra_user_ids: tuple[int, ...] = ()) -> None:
+def notify_booking_changed(
+    booking: Booking,
+    op: str,
+    extra_user_ids: tuple[int, ...] = (),
+    *,
+    attendee_ids: Iterable[int] | None = None,
+) -> None:
     """Tell the booking's people (``op``: created, changed, cancelled, approved, rejected,
-    checked_in, extended, ended, released) and refresh the floor boards."""
+    checked_in, extended, ended, released) and refresh the floor boards.  A caller that
+    has the attendees at hand passes ``attendee_ids`` and saves a query."""
     people = {booking.organiser_id, booking.booked_by_id, *extra_user_ids}
-    people.update(booking.attendees.values_list("pk", flat=True))
+    if attendee_ids is None:
+        attendee_ids = booking.attendees.values_list("pk", flat=True)
+    people.update(attendee_ids)
     send_event_on_commit(
         {"type": "rooms", "op": op, "booking_id": booking.pk, "room_id": booking.room_id},
         people,

@@ -4,8 +4,11 @@ messages join here when chat lands.  Called inside the action's transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.conf import settings
 
+from yakuba.directory.models import User
 from yakuba.lib import clock
 from yakuba.lib.wareki import wareki
 from yakuba.mail.outbox import Attachment, queue_mail
@@ -18,8 +21,8 @@ def _when(booking: Booking) -> str:
     return f"{wareki(start, weekday=True)} {start:%H:%M}〜{end:%H:%M}"
 
 
-def _people_addresses(booking: Booking) -> list[str]:
-    people = [booking.organiser, *booking.attendees.all()]
+def _people_addresses(booking: Booking, attendees: Sequence[User] | None = None) -> list[str]:
+    people = [booking.organiser, *(booking.attendees.all() if attendees is None else attendees)]
     return [person.email for person in people if person.email]
 
 
@@ -50,14 +53,14 @@ def _ics(booking: Booking, method: str) -> list[Attachment]:
     ]
 
 
-def booking_created(booking: Booking) -> None:
+def booking_created(booking: Booking, attendees: Sequence[User] | None = None) -> None:
     headline = (
         "会議室の予約を受け付けました。施設管理者の承認をお待ちください。"
         if booking.status == Booking.Status.PENDING
         else "会議室を予約しました。"
     )
     queue_mail(
-        to=_people_addresses(booking),
+        to=_people_addresses(booking, attendees),
         subject=f"【会議室予約】{booking.title}",
         body=_body(booking, headline),
         attachments=_ics(booking, "REQUEST"),

@@ -264,8 +264,11 @@ def do_create_booking(request: BookingRequest, *, acting_user: ActingUser) -> Bo
                 target=booking,
                 details=booking_details(booking),
             )
-            events.notify_booking_changed(booking, "created")
-            notifications.booking_created(booking)
+            attendees = [u for u in request.attendees if u.pk != request.organiser.pk]
+            events.notify_booking_changed(
+                booking, "created", attendee_ids=[u.pk for u in attendees]
+            )
+            notifications.booking_created(booking, attendees)
             return booking
 
     return with_booking_retries(room, request.starts_at, request.ends_at, attempt)
