@@ -65,6 +65,7 @@ MIDDLEWARE = [
     # First, so that it counts every response, the 500s made of exceptions included.
     "yakuba.web.metrics.ResponseCounterMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "yakuba.web.security.RejectNulCharactersMiddleware",
     "yakuba.web.security.ContentSecurityPolicyMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "yakuba.lib.request_context.RequestContextMiddleware",

@@ -156,3 +156,19 @@ def test_it_marks_the_mail_failed_after_the_last_attempt(
     mail.refresh_from_db()
     assert mail.status == OutboundMail.Status.FAILED
     assert mail.last_error
+
+
+def test_it_fails_a_mail_that_can_never_be_sent_at_once(db: None, smtp_sink: Sink) -> None:
+    mail = queue_mail(to=["alice@example.test"], subject="件名", body="本文")
+    assert mail is not None
+    # A subject with a line break is refused by Django before any SMTP (header injection).
+    OutboundMail.objects.filter(pk=mail.pk).update(subject="件名\nBcc: mallory@example.test")
+    job = _claim(_job_for(mail))
+    run_job(job)
+    mail.refresh_from_db()
+    assert mail.status == OutboundMail.Status.FAILED
+    assert mail.attempts == 1
+    assert "BadHeaderError" in mail.last_error
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE  # no pointless retries
+    assert smtp_sink.messages == []

@@ -228,7 +228,7 @@ def test_it_moves_a_booking_and_refuses_a_move_onto_another(
     assert "13:00〜14:00" in body(clash)["error"]["message"]
 
 
-def test_a_facility_manager_approves_a_held_booking(
+def test_it_lets_a_facility_manager_approve_a_held_booking(
     frozen_now: dt.datetime, rooms: dict[str, Room], alice: User, dave: User
 ) -> None:
     held = body(post(signed_in(alice), payload(rooms["special"], at(13, "13:00"), at(13, "15:00"))))
@@ -257,7 +257,7 @@ def test_it_finds_free_rooms(
     assert listed[0]["building"] == "本庁舎"
 
 
-def test_a_bot_with_the_rooms_scope_books_for_a_staff_member(
+def test_it_lets_a_bot_with_the_rooms_scope_book_for_a_staff_member(
     frozen_now: dt.datetime, rooms: dict[str, Room], alice: User, rooms_scope: None,
     client: Client,
 ) -> None:  # fmt: skip
@@ -309,7 +309,7 @@ def _bot_headers(alice: User) -> dict[str, str]:
     return {"Authorization": f"Bearer {raw}"}
 
 
-def test_a_bot_books_only_what_the_organiser_may_and_only_for_someone(
+def test_it_lets_a_bot_book_only_for_someone_and_only_what_they_may(
     frozen_now: dt.datetime, rooms: dict[str, Room], ward: dict[str, Department], alice: User,
     charlie: User, rooms_scope: None, client: Client,
 ) -> None:  # fmt: skip
@@ -337,7 +337,7 @@ def test_a_bot_books_only_what_the_organiser_may_and_only_for_someone(
     assert response.status_code == 201
 
 
-def test_a_bot_sees_private_bookings_hidden_and_cannot_cancel_others(
+def test_it_hides_private_bookings_from_a_bot_and_refuses_its_cancel(
     frozen_now: dt.datetime, rooms: dict[str, Room], alice: User, bob: User,
     rooms_scope: None, client: Client,
 ) -> None:  # fmt: skip
@@ -401,7 +401,9 @@ def test_it_answers_4xx_in_japanese_for_malformed_bodies_and_queries(
     for query in ({"from": "0001-01-01T00:00:00+09:00"}, {"to": "明日"}, {"room": "x"}):
         response = client.get(URL, query)
         assert response.status_code in (400, 422), (query, response.content)
-    response = client.get("/api/rooms/free", {"start": "2025-06-12T10:00+09:00", "end": "9999-12-31T10:00+09:00"})
+    response = client.get(
+        "/api/rooms/free", {"start": "2025-06-12T10:00+09:00", "end": "9999-12-31T10:00+09:00"}
+    )
     assert response.status_code == 400
     assert not Booking.objects.exists()
 

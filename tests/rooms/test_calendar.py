@@ -288,3 +288,57 @@ def test_it_refuses_import_into_a_room_the_user_may_not_book(
     assert response.status_code == 403
     assert not Booking.objects.exists()
     assert AuditEntry.objects.filter(action=AuditAction.PERMISSION_DENIED).exists()
+
+
+def test_it_refuses_ten_thousand_events_without_parsing_them(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User, monkeypatch: Any
+) -> None:
+    event = (
+        "BEGIN:VEVENT\r\nDTSTART:20250612T010000Z\r\nDTEND:20250612T020000Z\r\n"
+        "SUMMARY:x\r\nEND:VEVENT\r\n"
+    )
+    content = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{event * 10_000}END:VCALENDAR\r\n".encode()
+    assert len(content) < 1024 * 1024  # under the size limit: the count must stop it
+
+    def no_parsing(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("parsed 10,000 events (about 2 s) only to refuse them")
+
+    monkeypatch.setattr(icalendar.Calendar, "from_ical", no_parsing)
+    response = _upload(_client(alice), rooms["r301"], content)
+    assert response.status_code == 400
+    assert "一度に取り込めるのは500件までです" in response.content.decode()
+    assert not Booking.objects.exists()
+
+
+def test_it_reports_unreadable_times_instead_of_failing(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User
+) -> None:
+    content = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:a@test\r\n"
+        "DTSTART:20250612T010000Z\r\nDURATION:P99999999D\r\nSUMMARY:永い会議\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+    response = _upload(_client(alice), rooms["r301"], content)
+    assert response.status_code == 400
+    assert "「永い会議」: 日時を読み取れません" in response.content.decode()
+    assert not Booking.objects.exists()
+
+
+def test_it_drops_control_characters_from_imported_titles(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User
+) -> None:
+    content = _ics(("課内\x00会議\x1b", "20250612T100000", "20250612T110000"))
+    response = _upload(_client(alice), rooms["r301"], content)
+    assert response.status_code == 200
+    assert Booking.objects.get().title == "課内会議"  # PostgreSQL refuses a NUL in text
+
+
+def test_it_answers_404_for_secrets_that_cannot_be_ours(rooms: dict[str, Room]) -> None:
+    for path in (
+        "/rooms/feeds/room/%00.ics",
+        "/rooms/feeds/person/%00abc.ics",
+        f"/rooms/feeds/room/{rooms['r301'].feed_secret}%00.ics",
+        "/rooms/feeds/room/" + "a" * 65 + ".ics",
+    ):
+        response = _client().get(path)
+        assert response.status_code == 404, path  # on PostgreSQL a NUL was a 500

@@ -3,6 +3,7 @@ who may do it, and the admin pages."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ from PIL import Image
 from tests.conftest import make_staff
 from yakuba.audit.models import AuditEntry
 from yakuba.audit.record import Actor
-from yakuba.directory.actions.staff import do_grant_role
+from yakuba.directory.actions.staff import do_grant_role, do_invite_guest
 from yakuba.directory.models import Department, Role, User
+from yakuba.lib import clock
 from yakuba.realtime import topics
 from yakuba.rooms.csv_io import COLUMNS, CsvRejected, check_import_rooms, export_rooms
 from yakuba.rooms.models import Building, Floor, Room
@@ -111,7 +113,7 @@ def test_it_reports_a_line_that_is_not_utf8_or_shift_jis(
     assert not Room.objects.exists()
 
 
-def test_an_export_imports_back_unchanged(ward: dict[str, Department], dave: User) -> None:
+def test_it_imports_an_export_back_unchanged(ward: dict[str, Department], dave: User) -> None:
     check_import_rooms(GOOD.encode("utf-8"), acting_user=dave)
     for encoding in ("utf-8-sig", "cp932"):
         result = check_import_rooms(export_rooms(encoding), acting_user=dave)
@@ -119,7 +121,7 @@ def test_an_export_imports_back_unchanged(ward: dict[str, Department], dave: Use
         assert sorted(result.unchanged) == ["B101", "R301"]
 
 
-def test_the_import_page_lists_errors_for_a_facility_manager_only(
+def test_it_lists_import_errors_for_a_facility_manager_only(
     ward: dict[str, Department], dave: User, alice: User
 ) -> None:
     bad = f"{HEADER}\nHQ,本庁舎,3階,3,R301,第1会議室,0,1,0,1,1,1,,,0,8:30,20:00,0,1\n"
@@ -168,7 +170,7 @@ def _form(room: Room | None = None, **extra: Any) -> dict[str, Any]:
     return data
 
 
-def test_the_room_form_refuses_a_text_file_named_jpg_and_keeps_the_input(
+def test_it_refuses_a_text_file_named_jpg_and_keeps_the_input(
     rooms: dict[str, Room], dave: User
 ) -> None:
     fake = SimpleUploadedFile("photo.jpg", b"not an image at all", content_type="image/jpeg")
@@ -180,7 +182,7 @@ def test_the_room_form_refuses_a_text_file_named_jpg_and_keeps_the_input(
     assert not Room.objects.filter(code="R777").exists()
 
 
-def test_a_facility_manager_adds_a_room_with_a_photo_that_staff_can_see(
+def test_it_adds_a_room_with_a_photo_that_staff_can_see(
     rooms: dict[str, Room], ward: dict[str, Department], dave: User, alice: User
 ) -> None:
     photo = SimpleUploadedFile("x.jpg", _png(), content_type="image/jpeg")
@@ -199,9 +201,20 @@ def test_a_facility_manager_adds_a_room_with_a_photo_that_staff_can_see(
     assert served["Content-Type"] == "image/png"
     assert b"".join(served.streaming_content).startswith(b"\x89PNG")  # type: ignore[attr-defined]  # FileResponse
     assert Client().get(f"/rooms/{room.pk}/photo").status_code == 302
+    # People outside the ward (guests) see no rooms, so no photos either.
+    guest = do_invite_guest(
+        name="五味 ジーナ",
+        organisation="みどり交通株式会社",
+        email="gina@bus.example.jp",
+        expires_at=clock.now() + dt.timedelta(days=30),
+        username="gina",
+        password="not-used-here-1234",
+        acting_user=Actor.system("test"),
+    )
+    assert signed_in(guest).get(f"/rooms/{room.pk}/photo").status_code == 403
 
 
-def test_a_facility_manager_changes_a_room_and_takes_it_out_of_service(
+def test_it_changes_a_room_and_takes_it_out_of_service(
     rooms: dict[str, Room],
     dave: User,
     alice: User,
@@ -238,7 +251,7 @@ def test_a_facility_manager_changes_a_room_and_takes_it_out_of_service(
     assert signed_in(alice).get(f"/rooms/manage/{room.pk}/").status_code == 403
 
 
-def test_the_admin_pages_load_for_an_it_administrator(
+def test_it_loads_the_admin_pages_for_an_it_administrator(
     rooms: dict[str, Room], ward: dict[str, Department], alice: User
 ) -> None:
     ida = make_staff("ida", "井田", "一郎", ward["somu_ka"], number="30001")
@@ -248,9 +261,56 @@ def test_the_admin_pages_load_for_an_it_administrator(
         assert client.get(f"/admin/rooms/{model}/").status_code == 200, model
     assert client.get(f"/admin/rooms/room/{rooms['r301'].pk}/change/").status_code == 200
     assert client.get("/admin/rooms/booking/add/").status_code == 403
+    # Rooms and bookings are read-only here: their writes go through the actions.
+    room = rooms["r301"]
+    response = client.post(f"/admin/rooms/room/{room.pk}/change/", {"name": "改名", "capacity": 99})
+    assert response.status_code == 403
+    assert client.post(f"/admin/rooms/room/{room.pk}/delete/", {"post": "yes"}).status_code == 403
+    room.refresh_from_db()
+    assert (room.name, room.capacity) == ("会議室301", 8)
+    page = client.get(f"/admin/rooms/room/{room.pk}/change/").content.decode()
+    assert room.checkin_secret not in page
+    assert room.feed_secret not in page
     response = client.post(
         "/admin/rooms/building/add/", {"code": "AN", "name": "第二庁舎", "sort_order": 2}
     )
     assert response.status_code == 302
     assert AuditEntry.objects.filter(action="admin.change", target_type="rooms.building").exists()
     assert signed_in(alice).get("/admin/rooms/room/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding", "message"),
+    [
+        (b"", "auto", "ファイルが空です"),
+        ("建物コード,階\r\n".encode("utf-16"), "auto", "UTF-16 のファイルは読めません"),
+        (GOOD.encode(), "latin-1", "文字コード latin-1 は扱えません"),
+        (f'{HEADER}\n"HQ,本庁舎\n'.encode(), "auto", "2行目"),
+        (
+            f"{HEADER}\nHQ,本庁舎,3階,3,R301,第1会議室,99999999999999999999,1,0,1,1,1,,,0,8:30,20:00,0,1\n".encode(),
+            "auto",
+            "定員は1以上",
+        ),
+        (
+            f"{HEADER}\nHQ,本庁舎,3階,3,R301,第1会議室,8,1,0,1,1,1,,,0,25:99,20:00,0,1\n".encode(),
+            "auto",
+            "利用開始「25:99」",
+        ),
+        (b"x" * (1024 * 1024 + 1), "auto", "1MBまで"),
+    ],
+)
+def test_it_refuses_malformed_csv_files_with_a_message(
+    ward: dict[str, Department], dave: User, content: bytes, encoding: str, message: str
+) -> None:
+    upload = SimpleUploadedFile("rooms.csv", content, content_type="text/csv")
+    response = signed_in(dave).post("/rooms/manage/import/", {"file": upload, "encoding": encoding})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Room.objects.exists()
+    assert not AuditEntry.objects.filter(action="rooms.imported").exists()
+
+
+def test_it_asks_for_a_csv_file(dave: User) -> None:
+    response = signed_in(dave).post("/rooms/manage/import/", {"encoding": "auto"})
+    assert response.status_code == 400
+    assert "CSVファイルを選んでください。" in response.content.decode()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
@@ -269,10 +270,48 @@ def test_it_says_which_font_is_missing(dave: User, settings: SettingsWrapper) ->
     assert not AuditEntry.objects.filter(action=AuditAction.ROOM_REPORT_EXPORTED).exists()
 
 
-def test_it_refuses_a_bad_month(dave: User) -> None:
-    response = _client(dave).get("/rooms/analytics/report.pdf?month=2025-13")
+def test_it_says_which_font_cannot_be_read(
+    dave: User, settings: SettingsWrapper, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.ttf"
+    broken.write_bytes(b"not a font at all")
+    settings.PDF_FONT = str(broken)
+    response = _client(dave).get("/rooms/analytics/report.pdf?month=2025-06")
+    assert response.status_code == 503
+    assert "YAKUBA_PDF_FONT" in response.content.decode()
+    assert not AuditEntry.objects.filter(action=AuditAction.ROOM_REPORT_EXPORTED).exists()
+
+
+@pytest.mark.parametrize("month", ["2025-13", "9999-12", "0001-01", "2025-06\n", "2025-6", ""])
+def test_it_refuses_a_bad_month(dave: User, month: str) -> None:
+    response = _client(dave).get("/rooms/analytics/report.pdf", {"month": month})
     assert response.status_code == 400
     assert "2025-06" in response.content.decode()
+
+
+def test_it_refuses_a_report_filter_naming_nothing(dave: User, rooms: dict[str, Room]) -> None:
+    # Silently reporting the whole ward instead of the building asked for would mislead.
+    response = _client(dave).get("/rooms/analytics/report.pdf?month=2025-06&building=99999")
+    assert response.status_code == 400
+    assert not AuditEntry.objects.filter(action=AuditAction.ROOM_REPORT_EXPORTED).exists()
+
+
+@pytest.mark.parametrize(
+    "period",
+    [
+        {"start": "9999-12-31", "end": "9999-12-31"},  # the day after overflows
+        {"start": "0001-01-01", "end": "0001-01-02"},  # before the epoch in UTC
+        {"start": "2025-06-01", "end": "2026-06-02"},  # over a year
+        {"start": "2025-06-01", "end": "いつか"},
+    ],
+)
+def test_it_refuses_periods_it_cannot_compute(
+    dave: User, rooms: dict[str, Room], period: dict[str, str]
+) -> None:
+    for url in ("/rooms/analytics/", "/rooms/analytics.csv"):
+        response = _client(dave).get(url, period)
+        assert response.status_code == 400, (url, period)
+    assert not AuditEntry.objects.filter(action=AuditAction.ROOM_REPORT_EXPORTED).exists()
 
 
 @pytest.mark.parametrize(

@@ -57,10 +57,13 @@ def paginate(
         values = decode_cursor(cursor, fields)
         try:
             rows = rows.filter(_after(fields, values))
-        except (ValueError, TypeError, DjangoValidationError) as exc:
-            # A hand-made cursor whose values do not fit the fields' types.
+            page = list(rows[: size + 1])
+        except (ValueError, TypeError, OverflowError, DjangoValidationError) as exc:
+            # A hand-made cursor whose values do not fit the fields' types (or a date
+            # out of range once shifted to UTC).
             raise _bad_cursor() from exc
-    page = list(rows[: size + 1])
+    else:
+        page = list(rows[: size + 1])
     if len(page) <= size:
         return Page(items=page, next_cursor=None)
     page = page[:size]

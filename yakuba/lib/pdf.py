@@ -48,10 +48,17 @@ class JapanesePDF(FPDF):
         super().__init__(orientation=orientation, unit="mm", format="A4")
         path, index = font_path()
         suffix = path.suffix.lower()
-        if suffix in (".ttc", ".otc"):
-            self.add_font(FAMILY, "", str(path), collection_font_number=index)
-        else:
-            self.add_font(FAMILY, "", str(path))
+        try:
+            if suffix in (".ttc", ".otc"):
+                self.add_font(FAMILY, "", str(path), collection_font_number=index)
+            else:
+                self.add_font(FAMILY, "", str(path))
+        except Exception as exc:  # fontTools and fpdf2 raise many kinds on a bad file
+            raise PdfFontMissing(
+                f"PDF用の日本語フォント {path}（{index}番目の書体）を読み込めません。"
+                "環境変数 YAKUBA_PDF_FONT と YAKUBA_PDF_FONT_INDEX を確認してください。"
+                f" (Japanese PDF font {path}, face {index}, cannot be read: {exc})"
+            ) from exc
         self.footer_text = footer_text
         if title:
             self.set_title(title)

@@ -54,8 +54,9 @@ def mime_attachment(attachment: dict[str, Any]) -> MIMEBase:
 def send_mail(mail_id: int) -> None:
     """Send one queued message.  Claimed with a conditional UPDATE, so a retried or
     duplicated job never sends a message twice once it was marked sent.  A failure
-    leaves it queued with ``last_error`` and raises so that the worker retries; the
-    last attempt marks it FAILED."""
+    of the relay leaves it queued with ``last_error`` and raises so that the worker
+    retries; the last attempt marks it FAILED.  A message that can never be sent (a bad
+    header) is marked FAILED at once."""
     mail = OutboundMail.objects.filter(pk=mail_id, status=OutboundMail.Status.QUEUED).first()
     if mail is None or not settings.MAIL_ENABLED:
         return
@@ -75,6 +76,15 @@ def send_mail(mail_id: int) -> None:
             attempts=attempts, last_error=str(exc)[:2000], status=status
         )
         raise MailNotSent(f"mail {mail.pk}: {exc}") from exc
+    except Exception as exc:
+        # Not the relay: the message itself cannot be sent (a header with a line break,
+        # an address Python cannot encode).  Retrying cannot help, so it fails now and
+        # the operator sees it; left QUEUED it would stay there for ever.
+        log.error("mail %s cannot be sent: %r", mail.pk, exc)
+        OutboundMail.objects.filter(pk=mail.pk, status=OutboundMail.Status.QUEUED).update(
+            attempts=attempts, last_error=repr(exc)[:2000], status=OutboundMail.Status.FAILED
+        )
+        return
     OutboundMail.objects.filter(pk=mail.pk, status=OutboundMail.Status.QUEUED).update(
         status=OutboundMail.Status.SENT, sent_at=clock.now(), attempts=attempts, last_error=""
     )

@@ -13,6 +13,8 @@ Who may do what:
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
@@ -101,11 +103,19 @@ def access_room_for_booking(user: AnyUser, room_id: int) -> Room:
     return room
 
 
+# Secrets are URL-safe base64 (``models.new_secret``); anything else is no secret of ours.
+SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def access_room_by_checkin_secret(user: AnyUser, secret: str) -> Room:
     """The room whose door QR code holds ``secret`` (staff only, 403 audited; 404 for a
     wrong secret)."""
     access_rooms(user)
-    room = Room.objects.select_related("floor__building").filter(checkin_secret=secret[:64]).first()
+    room = (
+        Room.objects.select_related("floor__building").filter(checkin_secret=secret).first()
+        if SECRET_PATTERN.fullmatch(secret)
+        else None
+    )
     if room is None:
         raise Http404("会議室が見つかりません。")
     return room

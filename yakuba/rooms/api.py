@@ -17,6 +17,7 @@ and the attendees in one query each and leaves the rest to ``check_create_bookin
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,6 +56,10 @@ HIDDEN_TITLE = "予約あり"
 # API names of the equipment, as Room field names.
 EQUIPMENT = {name.removeprefix("has_"): name for name in EQUIPMENT_FIELDS}
 MACHINE_KINDS = (User.Kind.BOT, User.Kind.DEVICE)
+# The years a date-time parameter may name (see ``_when``).
+MIN_YEAR, MAX_YEAR = 2000, 2999
+# Control characters refused in free text (tab, line feed and carriage return are fine).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class RoomsTokenAuth(HttpBearer):
@@ -312,11 +317,11 @@ def create_booking(request: HttpRequest, payload: BookingIn) -> Status[BookingOu
         room=room,
         starts_at=starts_at,
         ends_at=ends_at,
-        title=payload.title,
+        title=_text(payload.title, "title"),
         organiser=organiser,
         attendees=attendees,
         is_private=payload.is_private,
-        note=payload.note,
+        note=_text(payload.note, "note"),
         wants_web_meeting=payload.wants_web_meeting,
     )
     try:
@@ -345,9 +350,9 @@ def change_booking(
             room=room,
             starts_at=_when(payload.starts_at, "starts_at") if payload.starts_at else None,
             ends_at=_when(payload.ends_at, "ends_at") if payload.ends_at else None,
-            title=payload.title,
+            title=_text(payload.title, "title") if payload.title is not None else None,
             is_private=payload.is_private,
-            note=payload.note,
+            note=_text(payload.note, "note") if payload.note is not None else None,
             attendees=_users(payload.attendees, "attendees")
             if payload.attendees is not None
             else None,
@@ -363,7 +368,7 @@ def cancel_booking(
 ) -> BookingOut | HttpResponse:
     user = caller(request)
     booking = access.access_booking_for_change(user, booking_id)
-    reason = payload.reason if payload is not None else ""
+    reason = _text(payload.reason, "reason") if payload is not None else ""
     if not do_cancel_booking(booking, acting_user=user, reason=reason):
         return _refused(
             "この予約は既に取り消されたか、解放されています。",
@@ -396,7 +401,8 @@ def decide_booking(
     user = caller(request)
     access.access_facility_management(user, "rooms.booking_decide")
     booking = access.access_booking(user, booking_id)
-    if not do_decide_booking(booking, approve=payload.approve, acting_user=user, note=payload.note):
+    note = _text(payload.note, "note")
+    if not do_decide_booking(booking, approve=payload.approve, acting_user=user, note=note):
         return _refused(
             "この予約は承認待ちではありません。", "This booking is not waiting for approval."
         )
@@ -422,7 +428,7 @@ def _reader(request: HttpRequest) -> User:
 def _room_rows(building: str | None, capacity: int | None, equipment: str) -> QuerySet[Room]:
     rows = Room.objects.filter(is_active=True).select_related("floor__building")
     if building:
-        rows = rows.filter(floor__building__code=building)
+        rows = rows.filter(floor__building__code=_text(building, "building"))
     if capacity is not None:
         rows = rows.filter(capacity__gte=capacity)
     wanted = [name.strip() for name in equipment.split(",") if name.strip()]
@@ -542,7 +548,9 @@ def _organiser(request: HttpRequest, user: User, username: str | None) -> User:
                 "organiser", "ボット・端末からの予約では主催者（organiser）が必須です。"
             )
         return user
-    found = User.objects.filter(username=username, is_active=True, kind=User.Kind.STAFF).first()
+    found = User.objects.filter(
+        username=_text(username, "organiser"), is_active=True, kind=User.Kind.STAFF
+    ).first()
     if found is None:
         raise _bad_field("organiser", f"職員 {username} は見つかりません。")
     return found
@@ -562,7 +570,7 @@ def _room_for_booking(user: User, organiser: User, room_id: int) -> Room:
 
 def _users(usernames: Sequence[str], name: str) -> list[User]:
     """Active staff and guests by username, in one query; every unknown name reported."""
-    wanted = list(dict.fromkeys(u.strip() for u in usernames if u.strip()))
+    wanted = list(dict.fromkeys(_text(u, name).strip() for u in usernames if u.strip()))
     if not wanted:
         return []
     found = list(
@@ -589,6 +597,26 @@ def _when(text: str, name: str) -> dt.datetime:
             name,
             "日時にはタイムゾーン（例: +09:00）を付けてください。",
             message_en=f"{name} needs a UTC offset, e.g. 2025-06-12T10:00:00+09:00.",
+        )
+    # Years near 1 or 9999 overflow when the database driver converts them to UTC (a
+    # 500); no booking is ever that far away.
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise _bad_field(
+            name,
+            f"日時は{MIN_YEAR}年から{MAX_YEAR}年までで指定してください。",
+            message_en=f"{name} must lie between the years {MIN_YEAR} and {MAX_YEAR}.",
+        )
+    return value
+
+
+def _text(value: str, name: str) -> str:
+    """Free text without control characters other than line breaks and tabs:
+    PostgreSQL refuses a NUL in text outright (a 500), and no title needs the rest."""
+    if CONTROL.search(value):
+        raise _bad_field(
+            name,
+            "改行・タブ以外の制御文字は使えません。",
+            message_en=f"{name} contains a control character.",
         )
     return value
 

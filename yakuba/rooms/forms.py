@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from yakuba.directory.access import search_staff
@@ -16,20 +17,13 @@ from yakuba.directory.models import User
 from yakuba.lib import clock
 from yakuba.rooms.finder import MAX_DAYS
 from yakuba.rooms.models import EQUIPMENT_FIELDS, BookingSeries, Room
+from yakuba.rooms.recurrence import WEEKDAY_LABELS
 
 # People are separated by commas (、 too), semicolons or new lines; a name may hold a space.
 PEOPLE_SEPARATORS = re.compile(r"[,、，;；\n\r]+")
 MAX_PEOPLE = 50
 
-WEEKDAY_CHOICES = [
-    ("1", _("月")),
-    ("2", _("火")),
-    ("3", _("水")),
-    ("4", _("木")),
-    ("5", _("金")),
-    ("6", _("土")),
-    ("7", _("日")),
-]
+WEEKDAY_CHOICES = [(str(day), label) for day, label in WEEKDAY_LABELS.items()]
 
 
 def equipment_choices() -> list[tuple[str, str]]:
@@ -219,7 +213,14 @@ class FindTimeForm(PeopleMixin, forms.Form):
 
 
 def room_choices(rooms: list[Room]) -> list[tuple[int, str]]:
-    return [(room.pk, f"{room.name}（{room.floor}・{_('定員')}{room.capacity}）") for room in rooms]
+    return [
+        (
+            room.pk,
+            gettext("%(name)s（%(floor)s・定員%(capacity)d）")
+            % {"name": room.name, "floor": room.floor, "capacity": room.capacity},
+        )
+        for room in rooms
+    ]
 
 
 class BookingForm(PeopleMixin, forms.Form):

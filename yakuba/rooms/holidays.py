@@ -19,6 +19,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from django.utils.translation import gettext
+
 from yakuba.directory.csv_io import CsvRejected, RowError, decode
 from yakuba.rooms.models import Holiday
 
@@ -67,38 +69,55 @@ def parse_holidays_csv(data: bytes, *, encoding: str = "auto") -> list[HolidayRo
         try:
             cells = [cell.strip() for cell in next(csv.reader([text]))]
         except (csv.Error, StopIteration):
-            errors.append(RowError(number, "CSVとして読めません"))
+            errors.append(RowError(number, gettext("CSVとして読めません")))
             continue
         if columns is None:
             columns = _header(cells)
             if columns is None:
-                errors.append(RowError(number, "見出し行に「日付」と「名称」の列が必要です"))
+                errors.append(
+                    RowError(number, gettext("見出し行に「日付」と「名称」の列が必要です"))
+                )
                 break
             continue
         date_at, name_at = columns
         if len(cells) <= max(columns):
-            errors.append(RowError(number, "日付と名称の両方を入力してください"))
+            errors.append(RowError(number, gettext("日付と名称の両方を入力してください")))
             continue
         day, name = _date(cells[date_at]), cells[name_at]
         if day is None:
             errors.append(
-                RowError(number, f"日付「{cells[date_at]}」が読めません（例: 2026-01-01）")
+                RowError(
+                    number,
+                    gettext("日付「%(text)s」が読めません（例: %(example)s）")
+                    % {"text": cells[date_at], "example": "2026-01-01"},
+                )
             )
         if not name:
-            errors.append(RowError(number, "名称を入力してください"))
+            errors.append(RowError(number, gettext("名称を入力してください")))
         elif len(name) > NAME_MAX:
-            errors.append(RowError(number, f"名称は{NAME_MAX}文字以内にしてください"))
+            errors.append(
+                RowError(
+                    number,
+                    gettext("名称は%(max)d文字以内にしてください") % {"max": NAME_MAX},
+                )
+            )
         if day is not None and day in seen:
-            errors.append(RowError(number, f"{day:%Y-%m-%d} は{seen[day]}行目にもあります"))
+            errors.append(
+                RowError(
+                    number,
+                    gettext("%(date)s は%(line)d行目にもあります")
+                    % {"date": f"{day:%Y-%m-%d}", "line": seen[day]},
+                )
+            )
         if day is not None and name and len(name) <= NAME_MAX and day not in seen:
             seen[day] = number
             rows.append(HolidayRow(day, name, number))
     if columns is None and not errors:
-        errors.append(RowError(1, "ファイルが空です（見出し行がありません）"))
+        errors.append(RowError(1, gettext("ファイルが空です（見出し行がありません）")))
     if errors:
         raise CsvRejected(errors)
     if not rows:
-        raise CsvRejected([RowError(1, "祝日が1件もありません")])
+        raise CsvRejected([RowError(1, gettext("祝日が1件もありません"))])
     return rows
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from collections.abc import Iterable
 
 import icalendar
@@ -111,6 +112,15 @@ def _feed_window() -> tuple[dt.datetime, dt.datetime]:
     )
 
 
+# What ``new_secret`` makes (URL-safe base64).  Anything else is refused before the
+# query: a %00 in the URL would reach PostgreSQL as a NUL, which it refuses (a 500).
+SECRET = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _well_formed(secret: str) -> bool:
+    return SECRET.fullmatch(secret) is not None
+
+
 def room_for_feed(secret: str) -> Room:
     """The room whose feed URL holds ``secret`` (404 otherwise: the secret is the
     credential, and a wrong one reveals nothing)."""
@@ -118,7 +128,7 @@ def room_for_feed(secret: str) -> Room:
         Room.objects.select_related("floor__building")
         .filter(feed_secret=secret, is_active=True)
         .first()
-        if secret
+        if _well_formed(secret)
         else None
     )
     if room is None:
@@ -131,7 +141,7 @@ def feed_for_secret(secret: str) -> CalendarFeed:
     can no longer sign in."""
     feed = (
         CalendarFeed.objects.select_related("user").filter(secret=secret).first()
-        if secret
+        if _well_formed(secret)
         else None
     )
     if feed is None or not feed.user.is_active:

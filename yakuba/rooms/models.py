@@ -15,6 +15,7 @@ from typing import ClassVar
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from yakuba.directory.models import Department, User
 from yakuba.lib import clock
@@ -135,7 +136,7 @@ class BookingSeries(models.Model):
 
     class Status(models.TextChoices):
         ACTIVE = "active", _("有効")
-        ENDED = "ended", _("終了")
+        ENDED = "ended", pgettext_lazy("status of a recurring booking", "終了")
         CANCELLED = "cancelled", _("取消")
 
     room = models.ForeignKey(Room, on_delete=models.PROTECT, related_name="series")
@@ -207,7 +208,7 @@ class Booking(models.Model):
     is_private = models.BooleanField(_("非公開"), default=False)
     note = models.TextField(_("備考"), blank=True)
     starts_at = models.DateTimeField(_("開始"))
-    ends_at = models.DateTimeField(_("終了"))
+    ends_at = models.DateTimeField(pgettext_lazy("end time of a booking", "終了"))
     block_start = models.DateTimeField()
     block_end = models.DateTimeField()  # ends_at plus the room's buffer
     status = models.CharField(

@@ -1,5 +1,5 @@
 """Recurrence rules of recurring bookings (定期予約): which dates a rule gives, and how
-the rule reads in Japanese.  Pure functions, no database.
+the rule reads (``describe``).  Pure functions, no database.
 
 Rules (``frequency``, as ``BookingSeries.Frequency``):
 
@@ -31,6 +31,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from django.utils import translation
+from django.utils.functional import Promise
+from django.utils.translation import gettext, gettext_noop, ngettext, pgettext, pgettext_lazy
+
 DAILY = "daily"
 WEEKLY = "weekly"
 MONTHLY_BY_DATE = "monthly_date"
@@ -38,15 +42,51 @@ MONTHLY_BY_WEEKDAY = "monthly_weekday"
 FREQUENCIES = (DAILY, WEEKLY, MONTHLY_BY_DATE, MONTHLY_BY_WEEKDAY)
 LAST = -1
 
+# Japanese, always: ``weekday_label`` and ``date_labels`` write the dates of the series
+# mail, which stays Japanese whatever the reader's language.
 WEEKDAY_NAMES = {1: "月", 2: "火", 3: "水", 4: "木", 5: "金", 6: "土", 7: "日"}
+# The same, for the UI (the booking form's check boxes).
+WEEKDAY_LABELS: dict[int, Promise] = {
+    1: pgettext_lazy("weekday", "月"),
+    2: pgettext_lazy("weekday", "火"),
+    3: pgettext_lazy("weekday", "水"),
+    4: pgettext_lazy("weekday", "木"),
+    5: pgettext_lazy("weekday", "金"),
+    6: pgettext_lazy("weekday", "土"),
+    7: pgettext_lazy("weekday", "日"),
+}
+# Whole names, for 「第2火曜日」.
+_WEEKDAY_FULL_NAMES: dict[int, Promise] = {
+    1: pgettext_lazy("weekday", "月曜日"),
+    2: pgettext_lazy("weekday", "火曜日"),
+    3: pgettext_lazy("weekday", "水曜日"),
+    4: pgettext_lazy("weekday", "木曜日"),
+    5: pgettext_lazy("weekday", "金曜日"),
+    6: pgettext_lazy("weekday", "土曜日"),
+    7: pgettext_lazy("weekday", "日曜日"),
+}
+# 「第n」 and 「最終」 of 「第2火曜日」「最終金曜日」.
+_POSITIONS: dict[int, Promise] = {
+    1: pgettext_lazy("weekday of the month", "第1"),
+    2: pgettext_lazy("weekday of the month", "第2"),
+    3: pgettext_lazy("weekday of the month", "第3"),
+    4: pgettext_lazy("weekday of the month", "第4"),
+    5: pgettext_lazy("weekday of the month", "第5"),
+    -1: pgettext_lazy("weekday of the month", "最終"),
+}
 
 
 class RuleError(ValueError):
-    """A rule that cannot give dates; ``message`` is Japanese, for the person who typed it."""
+    """A rule that cannot give dates.  As ``BookingError``: ``message`` is Japanese, for
+    the person who typed it, and ``message_en`` its English.  ``template`` is a msgid
+    (marked with ``gettext_noop``) with ``%(name)s`` placeholders filled from ``params``."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, template: str, **params: object) -> None:
+        self.message = template % params if params else template
+        with translation.override("en"):
+            english = gettext(template)
+        self.message_en = english % params if params else english
+        super().__init__(self.message)
 
 
 @dataclass(frozen=True)
@@ -105,33 +145,36 @@ def as_dates(values: Iterable[dt.date | str]) -> list[dt.date]:
 def validate(rule: Rule) -> None:
     """Raise ``RuleError`` for a rule that cannot be met."""
     if rule.frequency not in FREQUENCIES:
-        raise RuleError("繰り返しの種類が正しくありません。")
+        raise RuleError(gettext_noop("繰り返しの種類が正しくありません。"))
     if rule.interval < 1 or rule.interval > 99:
-        raise RuleError("間隔は1〜99で指定してください。")
+        raise RuleError(gettext_noop("間隔は1〜99で指定してください。"))
     if rule.count is not None and rule.count < 1:
-        raise RuleError("回数は1以上で指定してください。")
+        raise RuleError(gettext_noop("回数は1以上で指定してください。"))
     if rule.until_date is not None and rule.until_date < rule.first_date:
-        raise RuleError("終了日は開始日以降にしてください。")
+        raise RuleError(gettext_noop("終了日は開始日以降にしてください。"))
     if rule.frequency == WEEKLY:
         if not rule.weekdays:
-            raise RuleError("曜日を1つ以上選んでください。")
+            raise RuleError(gettext_noop("曜日を1つ以上選んでください。"))
         if any(day not in WEEKDAY_NAMES for day in rule.weekdays):
-            raise RuleError("曜日が正しくありません。")
+            raise RuleError(gettext_noop("曜日が正しくありません。"))
     elif rule.frequency == MONTHLY_BY_DATE:
         if len(rule.weekdays) > 1 or not (rule.month_day == LAST or 1 <= rule.month_day <= 31):
-            raise RuleError("日付は1〜31日か末日で指定してください。")
+            raise RuleError(gettext_noop("日付は1〜31日か末日で指定してください。"))
         if rule.month_day > max(_LONGEST[month] for month in _months_visited(rule)):
             # Every 12th month from February never has a 30th: without this refusal the
             # search for the next date would never end.
             raise RuleError(
-                f"この間隔では{rule.month_day}日のある月が来ません。日付か間隔を変えてください。"
+                gettext_noop(
+                    "この間隔では%(day)d日のある月が来ません。日付か間隔を変えてください。"
+                ),
+                day=rule.month_day,
             )
     elif rule.frequency == MONTHLY_BY_WEEKDAY:
         if len(rule.weekdays) not in (0, 2):
-            raise RuleError("第何週の何曜日かを指定してください。")
+            raise RuleError(gettext_noop("第何週の何曜日かを指定してください。"))
         weekday, nth = rule.month_weekday
         if weekday not in WEEKDAY_NAMES or not (nth == LAST or 1 <= nth <= 5):
-            raise RuleError("第1〜第5か最終の曜日で指定してください。")
+            raise RuleError(gettext_noop("第1〜第5か最終の曜日で指定してください。"))
 
 
 # The most days each month can have (February in a leap year).
@@ -224,47 +267,97 @@ def last_date(rule: Rule) -> dt.date | None:
     return last
 
 
-# --- Japanese descriptions ------------------------------------------------------------------
+# --- descriptions ---------------------------------------------------------------------------
 
 
-def describe(rule: Rule, *, with_end: bool = True) -> str:
-    """The rule as a Japanese phrase for the UI: 「毎週 月・水」「隔週 火」「毎月 第2火曜日」
-    「毎月 末日」「3か月ごと 15日」, with its end (「（2025年12月24日まで）」「（10回）」)."""
-    text = f"{_every(rule)} {_pattern(rule)}".strip()
+def describe(rule: Rule, *, with_end: bool = True, language: str | None = "ja") -> str:
+    """The rule as a phrase: 「毎週 月・水」「隔週 火」「毎月 第2火曜日」「毎月 末日」
+    「3か月ごと 15日」, with its end (「（2025年12月24日まで）」「（10回）」).
+
+    In Japanese unless asked: the series mail and the audit details, its only callers
+    today, are Japanese whatever the reader's language.  A page passes ``language=None``
+    for the active language (or a language code)."""
+    if language is None:
+        return _describe(rule, with_end=with_end)
+    with translation.override(language):
+        return _describe(rule, with_end=with_end)
+
+
+def _describe(rule: Rule, *, with_end: bool) -> str:
+    text = _phrase(rule)
     if with_end:
         if rule.until_date is not None:
             end = rule.until_date
-            text += f"（{end.year}年{end.month}月{end.day}日まで）"
+            text = gettext("%(rule)s（%(year)d年%(month)d月%(day)d日まで）") % {
+                "rule": text,
+                "year": end.year,
+                "month": end.month,
+                "day": end.day,
+            }
         elif rule.count is not None:
-            text += f"（{rule.count}回）"
+            text = ngettext("%(rule)s（%(count)d回）", "%(rule)s（%(count)d回）", rule.count) % {
+                "rule": text,
+                "count": rule.count,
+            }
     return text
 
 
-def _every(rule: Rule) -> str:
-    unit = {DAILY: "日", WEEKLY: "週"}.get(rule.frequency, "月")
-    if rule.interval == 1:
-        return f"毎{unit}"
-    if rule.interval == 2:
-        return f"隔{unit}"
-    return f"{rule.interval}{'か月' if unit == '月' else unit}ごと"
-
-
-def _pattern(rule: Rule) -> str:
+def _phrase(rule: Rule) -> str:
+    """The rule without its end, one whole translatable phrase for each shape."""
+    n = rule.interval
     if rule.frequency == WEEKLY:
-        return "・".join(WEEKDAY_NAMES[day] for day in sorted(set(rule.weekdays)))
+        separator = pgettext("between weekdays", "・")
+        days = separator.join(str(WEEKDAY_LABELS[day]) for day in sorted(set(rule.weekdays)))
+        if n == 1:
+            return gettext("毎週 %(weekdays)s") % {"weekdays": days}
+        if n == 2:
+            return gettext("隔週 %(weekdays)s") % {"weekdays": days}
+        return ngettext("%(n)d週ごと %(weekdays)s", "%(n)d週ごと %(weekdays)s", n) % {
+            "n": n,
+            "weekdays": days,
+        }
     if rule.frequency == MONTHLY_BY_DATE:
-        return "末日" if rule.month_day == LAST else f"{rule.month_day}日"
+        if rule.month_day == LAST:
+            if n == 1:
+                return gettext("毎月 末日")
+            if n == 2:
+                return gettext("隔月 末日")
+            return ngettext("%(n)dか月ごと 末日", "%(n)dか月ごと 末日", n) % {"n": n}
+        values = {"n": n, "day": rule.month_day}
+        if n == 1:
+            return gettext("毎月 %(day)d日") % values
+        if n == 2:
+            return gettext("隔月 %(day)d日") % values
+        return ngettext("%(n)dか月ごと %(day)d日", "%(n)dか月ごと %(day)d日", n) % values
     if rule.frequency == MONTHLY_BY_WEEKDAY:
         weekday, nth = rule.month_weekday
-        position = "最終" if nth == LAST else f"第{nth}"
-        return f"{position}{WEEKDAY_NAMES[weekday]}曜日"
-    return ""
+        place = {
+            "n": n,
+            "position": str(_POSITIONS[nth]),
+            "weekday": str(_WEEKDAY_FULL_NAMES[weekday]),
+        }
+        if n == 1:
+            return gettext("毎月 %(position)s%(weekday)s") % place
+        if n == 2:
+            return gettext("隔月 %(position)s%(weekday)s") % place
+        return (
+            ngettext(
+                "%(n)dか月ごと %(position)s%(weekday)s", "%(n)dか月ごと %(position)s%(weekday)s", n
+            )
+            % place
+        )
+    if n == 1:
+        return gettext("毎日")
+    if n == 2:
+        return gettext("隔日")
+    return ngettext("%(n)d日ごと", "%(n)d日ごと", n) % {"n": n}
 
 
 def weekday_label(day: dt.date) -> str:
+    """「月」: Japanese, for the series mail."""
     return WEEKDAY_NAMES[day.isoweekday()]
 
 
 def date_labels(dates: Sequence[dt.date]) -> str:
-    """「6/16（月）、6/23（月）」: dates for a message."""
+    """「6/16（月）、6/23（月）」: dates for a (Japanese) mail."""
     return "、".join(f"{d.month}/{d.day}（{weekday_label(d)}）" for d in dates)

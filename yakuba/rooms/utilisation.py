@@ -39,10 +39,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import QuerySet
 
-from yakuba.directory.models import Department
+from yakuba.audit.models import AuditAction
+from yakuba.audit.record import record
+from yakuba.directory.models import Department, User
 from yakuba.lib import clock
 from yakuba.rooms.models import Booking, Holiday, Room
 
@@ -337,6 +339,22 @@ def compute(start: dt.date, end: dt.date, filters: Filters | None = None) -> Rep
         hours=[per_hour[hour] for hour in HOURS],
         heat=heat,
     )
+
+
+def do_record_export(report: Report, fmt: str, *, acting_user: User) -> None:
+    """Audit that ``acting_user`` took the report away (``fmt``: csv or pdf): it names
+    every 所属's use of the rooms."""
+    with transaction.atomic():
+        record(
+            AuditAction.ROOM_REPORT_EXPORTED,
+            actor=acting_user,
+            details={
+                "format": fmt,
+                "start": report.start.isoformat(),
+                "end": report.end.isoformat(),
+                "filters": report.filters.as_details(),
+            },
+        )
 
 
 def _raw_rows(rows: QuerySet[Booking, Any]) -> Iterator[tuple[Any, ...]]:

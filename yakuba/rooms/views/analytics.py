@@ -16,7 +16,6 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern, path
@@ -26,8 +25,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET
 
-from yakuba.audit.models import AuditAction
-from yakuba.audit.record import record
 from yakuba.directory.models import Department, User
 from yakuba.lib import clock
 from yakuba.lib.pdf import JapanesePDF, PdfFontMissing
@@ -39,6 +36,8 @@ from yakuba.rooms.models import Building, Floor, Room
 from yakuba.rooms.utilisation import HOURS, WEEKDAYS, Filters, Report, percent, weekday_label
 
 MAX_DAYS = 366
+# The years a report may cover: beyond them dates overflow (year 10000) or mean nothing.
+MIN_YEAR, MAX_YEAR = 2000, 2999
 
 
 class AnalyticsForm(forms.Form):
@@ -69,6 +68,16 @@ class AnalyticsForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         start, end = data.get("start"), data.get("end")
+        for name in ("start", "end"):
+            value = data.get(name)
+            if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
+                self.add_error(
+                    name,
+                    _("%(min)d年から%(max)d年までの日付を指定してください。")
+                    % {"min": MIN_YEAR, "max": MAX_YEAR},
+                )
+                data.pop(name, None)
+        start, end = data.get("start"), data.get("end")
         if start and end:
             if end < start:
                 raise forms.ValidationError("終了日は開始日以降にしてください。")
@@ -89,6 +98,12 @@ class AnalyticsForm(forms.Form):
             room_id=pk("room"),
             department_id=pk("department"),
         )
+
+
+def _acting(request: HttpRequest) -> User:
+    """The signed-in facility manager (``access_facility_management`` has passed)."""
+    assert isinstance(request.user, User)
+    return request.user
 
 
 def _form(request: HttpRequest) -> AnalyticsForm:
@@ -344,20 +359,6 @@ def report_csv(report: Report) -> bytes:
     return "\ufeff".encode() + out.getvalue().encode()
 
 
-def _record_export(user: Any, report: Report, fmt: str) -> None:
-    with transaction.atomic():
-        record(
-            AuditAction.ROOM_REPORT_EXPORTED,
-            actor=user if isinstance(user, User) else None,
-            details={
-                "format": fmt,
-                "start": report.start.isoformat(),
-                "end": report.end.isoformat(),
-                "filters": report.filters.as_details(),
-            },
-        )
-
-
 @login_required
 @require_GET
 def analytics_csv(request: HttpRequest) -> HttpResponse:
@@ -369,7 +370,7 @@ def analytics_csv(request: HttpRequest) -> HttpResponse:
     report = utilisation.compute(
         form.cleaned_data["start"], form.cleaned_data["end"], form.filters()
     )
-    _record_export(request.user, report, "csv")
+    utilisation.do_record_export(report, "csv", acting_user=_acting(request))
     response = HttpResponse(report_csv(report), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = (
         f'attachment; filename="room-utilisation-{report.start:%Y%m%d}-{report.end:%Y%m%d}.csv"'
@@ -477,8 +478,12 @@ def _pdf_heat(pdf: JapanesePDF, report: Report) -> None:
 @require_GET
 def report_pdf(request: HttpRequest) -> HttpResponse:
     access_facility_management(request.user, "rooms.analytics")
-    match = MONTH.match(request.GET.get("month", ""))
-    if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1900:
+    match = MONTH.fullmatch(request.GET.get("month", ""))
+    if (
+        match is None
+        or not 1 <= int(match.group(2)) <= 12
+        or not MIN_YEAR <= int(match.group(1)) <= MAX_YEAR
+    ):
         return HttpResponse(
             _("月を 2025-06 の形で指定してください。"),
             status=400,
@@ -486,14 +491,19 @@ def report_pdf(request: HttpRequest) -> HttpResponse:
         )
     start, end = utilisation.month_bounds(int(match.group(1)), int(match.group(2)))
     form = _form(request)
-    filters = form.filters() if form.is_valid() else Filters()
-    report = utilisation.compute(start, end, filters)
+    if not form.is_valid():  # a filter naming no building, floor, room or 所属
+        return HttpResponse(
+            "\n".join(str(message) for messages in form.errors.values() for message in messages),
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    report = utilisation.compute(start, end, form.filters())
     try:
         content = report_pdf_bytes(report)
     except PdfFontMissing as exc:
         # The operator's to fix (YAKUBA_PDF_FONT): say so instead of a bare 500.
         return HttpResponse(str(exc), status=503, content_type="text/plain; charset=utf-8")
-    _record_export(request.user, report, "pdf")
+    utilisation.do_record_export(report, "pdf", acting_user=_acting(request))
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="room-report-{start:%Y-%m}.pdf"'
     return response

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern, path
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 
 from yakuba.lib import clock
@@ -24,7 +25,7 @@ def _floor_id(raw: str | None) -> int | None:
 def _board_context(floor_id: int) -> dict[str, object]:
     found = occupancy.floor_rooms(floor_id)
     if found is None:
-        raise Http404("フロアが見つかりません。")
+        raise Http404(gettext("フロアが見つかりません。"))
     floor, rooms = found
     now = clock.now()
     return {
@@ -65,7 +66,9 @@ def board_fragment(request: HttpRequest) -> HttpResponse:
     floor_id = _floor_id(request.GET.get("floor"))
     if floor_id is None:
         return HttpResponse(
-            "フロアを指定してください。", status=400, content_type="text/plain; charset=utf-8"
+            gettext("フロアを指定してください。"),
+            status=400,
+            content_type="text/plain; charset=utf-8",
         )
     return render(request, "rooms/board/fragment.html", _board_context(floor_id))
 

@@ -31,6 +31,8 @@ from yakuba.rooms.actions.rooms import (
 from yakuba.rooms.models import Room
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
+# A room CSV is a few kilobytes (a row a room); anything far larger is a wrong file.
+MAX_CSV_BYTES = 1024 * 1024
 # Pillow's format name → (file extension, Content-Type).
 PHOTO_FORMATS = {
     "JPEG": ("jpg", "image/jpeg"),
@@ -227,9 +229,13 @@ def rooms_import(request: HttpRequest) -> HttpResponse:
     if upload is None:
         context["errors"] = [_("CSVファイルを選んでください。")]
         return render(request, "rooms/manage/import.html", context, status=400)
+    data = upload.read(MAX_CSV_BYTES + 1)
+    if len(data) > MAX_CSV_BYTES:
+        context["errors"] = [_("CSVファイルが大きすぎます（1MBまで）。")]
+        return render(request, "rooms/manage/import.html", context, status=400)
     try:
         result = csv_io.check_import_rooms(
-            upload.read(),
+            data,
             encoding=context["encoding"],
             acting_user=_acting(request),
         )

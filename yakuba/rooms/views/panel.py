@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language, gettext, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -102,7 +103,9 @@ def panel(request: HttpRequest) -> HttpResponse:
         if panel_room(raw) is None:
             return _pairing_form(
                 request,
-                message="トークンが正しくないか、無効になっています。施設管理者に確認してください。",
+                message=gettext(
+                    "トークンが正しくないか、無効になっています。施設管理者に確認してください。"
+                ),
                 status=400,
             )
         response = redirect("rooms:panel")
@@ -118,7 +121,7 @@ def panel(request: HttpRequest) -> HttpResponse:
     found = _panel_auth(request)
     if found is None:
         message = (
-            "このパネルの登録は無効になりました。新しいトークンを入力してください。"
+            gettext("このパネルの登録は無効になりました。新しいトークンを入力してください。")
             if COOKIE in request.COOKIES
             else ""
         )
@@ -130,7 +133,9 @@ def panel(request: HttpRequest) -> HttpResponse:
 def _back_to_pairing(request: HttpRequest) -> HttpResponse:
     """A fragment request without a valid token: htmx navigates to the pairing form."""
     response = HttpResponse(
-        "このパネルの登録は無効です。", status=401, content_type="text/plain; charset=utf-8"
+        gettext("このパネルの登録は無効です。"),
+        status=401,
+        content_type="text/plain; charset=utf-8",
     )
     response["HX-Redirect"] = reverse("rooms:panel")
     response.delete_cookie(COOKIE, samesite="Strict")
@@ -164,7 +169,7 @@ def panel_action(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "rooms/panel/content.html",
-            _panel_context(room, exc.message, error=True),
+            _panel_context(room, _error_text(exc), error=True),
             status=409,
         )
     except ValueError as exc:
@@ -179,35 +184,46 @@ def panel_action(request: HttpRequest) -> HttpResponse:
     return redirect("rooms:panel")
 
 
+def _error_text(exc: BookingError) -> str:
+    """The refusal in the panel's language (``BookingError`` carries both)."""
+    return exc.message if (get_language() or "ja").startswith("ja") else exc.message_en
+
+
 def _act(room: Room, device: User, action: str, minutes_raw: str) -> str:
     """Run one panel button; returns what to say.  Raises ``BookingError`` or
     ``ValueError`` (bad input) with a Japanese message."""
     if action == "check_in":
         booking = door.checkin_candidate(room)
         if booking is None:
-            raise ValueError("チェックインできる予約はありません。")
+            raise ValueError(gettext("チェックインできる予約はありません。"))
         if not door.do_check_in(booking, acting_user=device, method=Booking.CheckInMethod.PANEL):
-            return "この予約は既にチェックイン済みです。"
-        return "チェックインしました。"
+            return gettext("この予約は既にチェックイン済みです。")
+        return gettext("チェックインしました。")
     if action == "start_now":
         minutes = _minutes(minutes_raw, START_CHOICES)
         if minutes is None:
-            raise ValueError("利用時間を選んでください。")
+            raise ValueError(gettext("利用時間を選んでください。"))
         door.do_start_now(room, minutes=minutes, acting_user=device)
-        return f"{minutes}分間の利用を開始しました。"
+        return ngettext(
+            "%(minutes)d分間の利用を開始しました。",
+            "%(minutes)d分間の利用を開始しました。",
+            minutes,
+        ) % {"minutes": minutes}
     if action in ("extend", "end"):
         current = door.in_use_booking(room)
         if current is None:
-            raise ValueError("使用中の予約はありません。")
+            raise ValueError(gettext("使用中の予約はありません。"))
         if action == "end":
             door.do_end_early(current, acting_user=device)
-            return "利用を終了しました。"
+            return gettext("利用を終了しました。")
         minutes = _minutes(minutes_raw, EXTEND_CHOICES)
         if minutes is None:
-            raise ValueError("延長する時間を選んでください。")
+            raise ValueError(gettext("延長する時間を選んでください。"))
         door.do_extend_booking(current, minutes=minutes, acting_user=device)
-        return f"{minutes}分延長しました。"
-    raise ValueError("操作を選んでください。")
+        return ngettext("%(minutes)d分延長しました。", "%(minutes)d分延長しました。", minutes) % {
+            "minutes": minutes
+        }
+    raise ValueError(gettext("操作を選んでください。"))
 
 
 # --- pairing and the QR code (facility managers) -----------------------------------------------
@@ -313,7 +329,11 @@ def checkin_qr(request: HttpRequest, secret: str) -> HttpResponse:
     booking = _phone_candidate(request.user, room)
     if booking is None:
         return _checkin_page(
-            request, room, message="チェックインできる予約はありません。", error=True, status=409
+            request,
+            room,
+            message=gettext("チェックインできる予約はありません。"),
+            error=True,
+            status=409,
         )
     if not is_participant(request.user, booking):
         record_denial(
@@ -324,7 +344,7 @@ def checkin_qr(request: HttpRequest, secret: str) -> HttpResponse:
         return _checkin_page(
             request,
             room,
-            message="チェックインできるのは、この予約の主催者・予約者・出席者だけです。",
+            message=gettext("チェックインできるのは、この予約の主催者・予約者・出席者だけです。"),
             error=True,
             status=403,
         )
@@ -332,8 +352,8 @@ def checkin_qr(request: HttpRequest, secret: str) -> HttpResponse:
     try:
         door.do_check_in(booking, acting_user=request.user, method=Booking.CheckInMethod.QR)
     except BookingError as exc:
-        return _checkin_page(request, room, message=exc.message, error=True, status=409)
-    return _checkin_page(request, room, message="チェックインしました。")
+        return _checkin_page(request, room, message=_error_text(exc), error=True, status=409)
+    return _checkin_page(request, room, message=gettext("チェックインしました。"))
 
 
 urlpatterns: list[URLPattern] = [
