@@ -61,8 +61,9 @@ class RejectNulCharactersMiddleware:
                 for key, values in request.GET.lists()
             )
             or (
+                # Form fields only (CSRF checking parses them anyway); files and JSON
+                # bodies are their views' business.
                 request.method == "POST"
-                and request.content_type == "application/x-www-form-urlencoded"
                 and any(
                     "\x00" in key or any("\x00" in value for value in values)
                     for key, values in request.POST.lists()
