@@ -670,7 +670,7 @@ def _rule(**fields: Any) -> Rule:
     try:
         rule = Rule(**fields)
     except RuleError as exc:
-        raise BookingRefused(exc.message, "Invalid recurrence rule.") from exc
+        raise BookingRefused(exc.message, exc.message_en) from exc
     if rule.frequency == MONTHLY_BY_DATE:
         return replace(rule, weekdays=(rule.month_day,))
     if rule.frequency == MONTHLY_BY_WEEKDAY:
