@@ -92,3 +92,31 @@ def test_it_reports_a_bad_role_list_as_a_system_check_with_a_stable_id(tmp_path:
     assert result.returncode != 0
     assert "yakuba.E001" in result.stderr
     assert "wizard" in result.stderr
+
+
+def _database_options(**environ: str) -> str:
+    script = (
+        "import json; from django.conf import settings; "
+        "d = settings.DATABASES['default']; "
+        "print(json.dumps({'pool': d.get('OPTIONS', {}).get('pool'), 'age': d['CONN_MAX_AGE']}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {script}"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "yakuba.settings", **environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_it_pools_postgresql_connections_unless_told_not_to(tmp_path: Path) -> None:
+    url = "postgresql://yakuba@127.0.0.1:5432/yakuba"
+    pooled = _database_options(DATABASE_URL=url, YAKUBA_VAR_DIR=str(tmp_path))
+    assert '"max_size": 10' in pooled
+    assert '"age": 0' in pooled
+    unpooled = _database_options(
+        DATABASE_URL=url, YAKUBA_PG_POOL_SIZE="0", YAKUBA_VAR_DIR=str(tmp_path)
+    )
+    assert '"pool": null' in unpooled
