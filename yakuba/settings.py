@@ -346,7 +346,7 @@ ROOMS_RELEASE_MAX_HOURS = env.int("YAKUBA_ROOMS_RELEASE_MAX_HOURS", 4, minimum=1
 ROOMS_RELEASE_MIN_LEAD_MINUTES = env.int("YAKUBA_ROOMS_RELEASE_MIN_LEAD_MINUTES", 30)
 # A recurring series is cancelled after this many no-shows in a row (0: never); the
 # organiser is warned one no-show before.
-ROOMS_SERIES_NO_SHOW_LIMIT = env.int("YAKUBA_ROOMS_SERIES_NO_SHOW_LIMIT", 3)
+ROOMS_SERIES_NO_SHOW_LIMIT = env.int("YAKUBA_ROOMS_SERIES_NO_SHOW_LIMIT", 3, minimum=0)
 # How far ahead people may book, in days.
 ROOMS_MAX_ADVANCE_DAYS = env.int("YAKUBA_ROOMS_MAX_ADVANCE_DAYS", 180, minimum=1)
 # How often the worker looks for no-shows to release (seconds); the release happens

@@ -182,6 +182,22 @@ def make_series(room: Room, organiser: User, weeks: int) -> tuple[BookingSeries,
     return series, occurrences
 
 
+def test_it_never_cancels_a_series_when_the_limit_is_zero(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User, settings: SettingsWrapper
+) -> None:
+    settings.ROOMS_SERIES_NO_SHOW_LIMIT = 0  # "never", as docs/configuration.md says
+    series, occurrences = make_series(rooms["r301"], alice, weeks=3)
+    for week in range(2):
+        day = occurrences[week].starts_at.astimezone(clock.TOKYO).date()
+        with clock.frozen_at(at(day, "10:11")):
+            assert release_due(clock.now()) == 1
+    series.refresh_from_db()
+    assert series.status == BookingSeries.Status.ACTIVE
+    assert series.no_show_warned_at is None
+    assert Booking.objects.get(pk=occurrences[2].pk).status == Booking.Status.CONFIRMED
+    assert not AuditEntry.objects.filter(action__startswith="rooms.series_").exists()
+
+
 def test_it_warns_before_and_cancels_a_series_after_k_no_shows(
     frozen_now: dt.datetime,
     rooms: dict[str, Room],
@@ -219,9 +235,15 @@ def test_it_warns_before_and_cancels_a_series_after_k_no_shows(
         Booking.Status.CANCELLED,
     ]
     entry = AuditEntry.objects.get(action="rooms.series_cancelled", target_id=str(series.pk))
-    assert entry.details["occurrences_cancelled"] == 2
+    assert len(entry.details["dates"]) == 2
+    assert entry.details["reason"] == "3回続けて使われなかったため（自動解放）"
+    assert entry.actor_kind == "system"
     assert UserEvent.objects.filter(user=alice, payload__op="series_cancelled").count() == 1
-    assert [m for m in OutboundMail.objects.all() if "定期予約の取消" in m.subject]
+    assert [
+        m
+        for m in OutboundMail.objects.all()
+        if "定期予約が取り消されました" in m.body and "3回続けて" in m.body
+    ]
     # Warned once only.
     assert AuditEntry.objects.filter(action="rooms.series_warned").count() == 1
 

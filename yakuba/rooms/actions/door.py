@@ -29,6 +29,7 @@ from yakuba.rooms.actions.booking import (
     place_booking,
     with_booking_retries,
 )
+from yakuba.rooms.actions.series import cancel_series_after_no_shows
 from yakuba.rooms.models import Booking, BookingSeries, Room
 
 log = logging.getLogger(__name__)
@@ -374,45 +375,21 @@ def _count_series_no_show(booking: Booking, series_id: int, now: dt.datetime) ->
     """One more no-show in a row for the booking's series (inside the release's
     transaction).  The counter moves with ``F() + 1`` and the warning and the cancellation
     are conditional UPDATEs, so two releases at once still warn once and cancel once."""
+    limit = settings.ROOMS_SERIES_NO_SHOW_LIMIT
+    if limit <= 0:
+        return  # the ward counts no no-shows of series
     series_rows = BookingSeries.objects.filter(pk=series_id)
     series_rows.update(consecutive_no_shows=F("consecutive_no_shows") + 1)
     count = series_rows.values_list("consecutive_no_shows", flat=True).get()
-    limit = settings.ROOMS_SERIES_NO_SHOW_LIMIT
     system = Actor.system("会議室の自動解放")
     if count >= limit:
+        # The conditional UPDATE lets one of two releases at once cancel the series; the
+        # cancellation itself is the series' own (its attendees are told and get CANCEL).
         if not series_rows.filter(status=BookingSeries.Status.ACTIVE).update(
             status=BookingSeries.Status.CANCELLED
         ):
             return
-        future = Booking.objects.filter(
-            series_id=series_id, status__in=Booking.LIVE, starts_at__gt=now
-        )
-        rooms = set(future.values_list("room_id", flat=True))
-        cancelled = future.update(
-            status=Booking.Status.CANCELLED,
-            cancelled_at=now,
-            ical_sequence=F("ical_sequence") + 1,
-        )
-        series = series_rows.select_related("room").get()
-        record(
-            AuditAction.SERIES_CANCELLED,
-            actor=system,
-            target=series,
-            details={
-                "room": series.room.code,
-                "reason": "no_shows",
-                "consecutive_no_shows": count,
-                "occurrences_cancelled": cancelled,
-                "organiser_id": series.organiser_id,
-            },
-        )
-        send_event_on_commit(
-            {"type": "rooms", "op": "series_cancelled", "series_id": series.pk},
-            [series.organiser_id],
-        )
-        for room in Room.objects.filter(pk__in=rooms):
-            events.notify_occupancy_changed(room)
-        notifications.series_cancelled(booking, limit=limit)
+        cancel_series_after_no_shows(series_rows.select_related("room").get(), count=count)
     elif count == limit - 1:
         if not series_rows.filter(no_show_warned_at__isnull=True).update(no_show_warned_at=now):
             return

@@ -609,6 +609,15 @@ def do_cancel_series(
     )
 
 
+def cancel_series_after_no_shows(series: BookingSeries, *, count: int) -> list[Booking]:
+    """Cancel the rest of a series whose bookings went unused ``count`` times in a row
+    (called inside the release's transaction, by the system)."""
+    reason = f"{count}回続けて使われなかったため（自動解放）"
+    return _cancel_series(
+        series, "all", None, Actor.system("会議室の自動解放"), reason, clock.now()
+    )
+
+
 def _cancel_series(
     series: BookingSeries,
     scope: str,
