@@ -8,7 +8,9 @@ import pytest
 
 from yakuba.audit.models import AuditEntry
 from yakuba.directory.models import User
-from yakuba.rooms.actions.booking import BookingConflict, BookingRefused
+from yakuba.mail.models import OutboundMail
+from yakuba.realtime.models import UserEvent
+from yakuba.rooms.actions.booking import BookingConflict, BookingRefused, check_change_booking
 from yakuba.rooms.models import Booking, Room
 
 from .conftest import at, book
@@ -60,3 +62,19 @@ def test_an_approval_room_holds_the_time_while_pending(
     assert hold.status == Booking.Status.PENDING
     with pytest.raises(BookingConflict):
         book(rooms["special"], bob, at(13, "14:00"), at(13, "16:00"))
+
+
+def test_it_tells_an_attendee_taken_off_a_booking(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User, bob: User, charlie: User
+) -> None:
+    bob.email, charlie.email = "bob@example.jp", "charlie@example.jp"
+    User.objects.filter(pk=bob.pk).update(email=bob.email)
+    User.objects.filter(pk=charlie.pk).update(email=charlie.email)
+    booking = book(rooms["r301"], alice, at(12, "10:00"), at(12, "11:00"), attendees=[bob, charlie])
+    check_change_booking(booking, acting_user=alice, attendees=[charlie])
+    assert list(booking.attendees.values_list("username", flat=True)) == ["charlie"]
+    # Bob hears of it live and by mail, with a CANCEL for his calendar.
+    assert UserEvent.objects.filter(user=bob, payload__op="changed").exists()
+    withdrawn = [m for m in OutboundMail.objects.all() if m.to == ["bob@example.jp"]]
+    assert len(withdrawn) == 1
+    assert "METHOD:CANCEL" in withdrawn[0].attachments[0]["content"]

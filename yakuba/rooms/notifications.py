@@ -86,6 +86,16 @@ def booking_cancelled(booking: Booking, *, reason: str = "") -> None:
     )
 
 
+def attendees_removed(booking: Booking, removed: Sequence[User]) -> None:
+    """People taken off a booking: their invitation is withdrawn (METHOD:CANCEL)."""
+    queue_mail(
+        to=[person.email for person in removed if person.email],
+        subject=f"【会議室予約】出席者から外れました: {booking.title}",
+        body=_body(booking, "この会議の出席者から外れました。予定表から削除されます。"),
+        attachments=_ics(booking, "CANCEL"),
+    )
+
+
 def booking_decided(booking: Booking) -> None:
     approved = booking.status == Booking.Status.CONFIRMED
     headline = (

@@ -421,8 +421,11 @@ def check_change_booking(
                     "ical_sequence",
                 ]
             )
+            removed: list[User] = []
             if attendees is not None:
-                current.attendees.set(sorted({u.pk for u in attendees} - {current.organiser_id}))
+                wanted = {u.pk for u in attendees} - {current.organiser_id}
+                removed = [u for u in current.attendees.all() if u.pk not in wanted]
+                current.attendees.set(sorted(wanted))
                 changed.setdefault("fields", []).append("attendees")
             record(
                 AuditAction.BOOKING_CHANGED,
@@ -430,8 +433,13 @@ def check_change_booking(
                 target=current,
                 details=booking_details(current, **changed),
             )
-            events.notify_booking_changed(current, "changed")
+            # People taken off the booking are told too, and their calendars get a CANCEL.
+            events.notify_booking_changed(
+                current, "changed", extra_user_ids=tuple(u.pk for u in removed)
+            )
             notifications.booking_changed(current)
+            if removed:
+                notifications.attendees_removed(current, removed)
             return current
 
     return with_booking_retries(new_room, new_start, new_end, attempt)
