@@ -46,7 +46,11 @@ def _assert_tokyo(calendar: icalendar.Calendar, content: bytes) -> None:
 
 
 def _feed_of(user: User) -> str:
-    response = _client(user).get("/rooms/feeds/")
+    """The person's feed URL, issued (by POST) the first time, as on the page."""
+    client = _client(user)
+    if not CalendarFeed.objects.filter(user=user).exists():
+        assert client.post("/rooms/feeds/reset/").status_code == 302
+    response = client.get("/rooms/feeds/")
     assert response.status_code == 200
     secret = CalendarFeed.objects.filter(user=user).values_list("secret", flat=True).get()
     assert f"/rooms/feeds/person/{secret}.ics" in response.content.decode()
@@ -126,6 +130,17 @@ def test_it_resets_the_feed_so_the_old_url_stops_working(
     assert _client().get(new).status_code == 200
     entry = AuditEntry.objects.filter(action=AuditAction.CALENDAR_FEED_RESET).get()
     assert entry.actor_id == alice.pk
+
+
+def test_it_issues_a_feed_only_when_asked(rooms: dict[str, Room], alice: User) -> None:
+    """Opening the page (or a link preview of it) creates no secret URL."""
+    client = _client(alice)
+    assert "配信URLを発行する" in client.get("/rooms/feeds/").content.decode()
+    assert not CalendarFeed.objects.filter(user=alice).exists()
+    assert client.post("/rooms/feeds/reset/").status_code == 302
+    assert CalendarFeed.objects.filter(user=alice).exists()
+    assert AuditEntry.objects.filter(action=AuditAction.CALENDAR_FEED_CREATED).count() == 1
+    assert not AuditEntry.objects.filter(action=AuditAction.CALENDAR_FEED_RESET).exists()
 
 
 def test_it_lists_room_feeds_for_staff(rooms: dict[str, Room], charlie: User) -> None:

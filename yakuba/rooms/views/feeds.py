@@ -31,7 +31,7 @@ from yakuba.rooms.actions.calendar import (
     do_create_feed,
     do_reset_feed,
 )
-from yakuba.rooms.models import Room
+from yakuba.rooms.models import CalendarFeed, Room
 
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
 MAX_IMPORT_BYTES = 1024 * 1024
@@ -67,7 +67,9 @@ def _user(request: HttpRequest) -> User:
 @require_GET
 def my_feed(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    feed = do_create_feed(user)
+    # Read only: the secret URL is issued by a POST (a prefetch or link preview of this
+    # page must not create one).
+    feed = CalendarFeed.objects.filter(user=user).first()
     rooms: list[dict[str, Any]] = []
     if is_staff_member(user):
         rooms = [
@@ -84,9 +86,9 @@ def my_feed(request: HttpRequest) -> HttpResponse:
         "rooms/feeds/my_feed.html",
         {
             "active_nav": "rooms",
-            "feed_url": request.build_absolute_uri(
-                reverse("rooms:feed_person", args=[feed.secret])
-            ),
+            "feed_url": request.build_absolute_uri(reverse("rooms:feed_person", args=[feed.secret]))
+            if feed is not None
+            else "",
             "rooms": rooms,
             "reset": request.GET.get("reset") == "1",
         },
@@ -97,6 +99,9 @@ def my_feed(request: HttpRequest) -> HttpResponse:
 @require_POST
 def feed_reset(request: HttpRequest) -> HttpResponse:
     user = _user(request)
+    if not CalendarFeed.objects.filter(user=user).exists():
+        do_create_feed(user)
+        return HttpResponseRedirect(reverse("rooms:my_feed"))
     do_reset_feed(user, acting_user=user)
     return HttpResponseRedirect(reverse("rooms:my_feed") + "?reset=1")
 
