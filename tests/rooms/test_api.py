@@ -468,3 +468,46 @@ def test_it_lists_bookings_in_a_fixed_number_of_queries(
         items = body(client.get(URL, {"limit": "50"}))["items"]
     assert [item["title"] for item in items] == ["打合せ", "予約あり"] * 4
     assert [sorted(item["attendees"]) for item in items] == [["bob", "charlie"], []] * 4
+
+
+def test_it_makes_an_occurrence_cancelled_through_the_api_an_exception_of_its_series(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User
+) -> None:
+    from yakuba.rooms.actions.series import check_create_series
+    from yakuba.rooms.models import BookingSeries
+
+    series, occurrences, _skipped = check_create_series(
+        rooms["r301"],
+        organiser=alice,
+        title="定例会",
+        frequency=BookingSeries.Frequency.WEEKLY,
+        weekdays=[4],
+        first_date=dt.date(2025, 6, 12),
+        start_time=dt.time(10),
+        end_time=dt.time(11),
+        count=3,
+        acting_user=alice,
+    )
+    second = occurrences[1]
+    response = signed_in(alice).post(
+        f"{URL}{second.pk}/cancel", data="{}", content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+    series.refresh_from_db()
+    assert "2025-06-19" in series.excluded_dates
+    assert Booking.objects.get(pk=second.pk).status == Booking.Status.CANCELLED
+
+
+def test_it_lets_a_facility_manager_check_in_on_the_page_as_in_the_api(
+    rooms: dict[str, Room], alice: User, dave: User
+) -> None:
+    from yakuba.lib import clock
+
+    with clock.frozen_at(at(12, "09:50")):
+        booking = book(rooms["r301"], alice, at(12, "10:00"), at(12, "11:00"))
+    with clock.frozen_at(at(12, "10:02")):
+        client = Client()
+        client.force_login(dave)
+        response = client.post(f"/rooms/bookings/{booking.pk}/check-in/")
+    assert response.status_code == 302
+    assert Booking.objects.get(pk=booking.pk).checked_in_by_id == dave.pk

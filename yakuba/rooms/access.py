@@ -73,6 +73,12 @@ def is_participant(user: AnyUser, booking: Booking) -> bool:
     return booking.attendees.filter(pk=user.pk).exists()
 
 
+def may_check_in(user: AnyUser, booking: Booking) -> bool:
+    """Check-in, on a page, by QR code or through the API: the booking's people, and
+    facility managers (at the front desk, for a visitor's meeting)."""
+    return is_participant(user, booking) or is_facility_manager(user)
+
+
 def may_see_details(user: AnyUser, booking: Booking) -> bool:
     """Title, note and people of a booking (the time is never secret)."""
     if not booking.is_private:
@@ -131,6 +137,16 @@ def access_booking(user: AnyUser, booking_id: int) -> Booking:
     )
     if booking is None or not may_see_details(user, booking):
         raise Http404("予約が見つかりません。")
+    return booking
+
+
+def access_booking_for_check_in(user: AnyUser, booking_id: int) -> Booking:
+    booking = access_booking(user, booking_id)
+    if not may_check_in(user, booking):
+        record_denial(actor=_actor(user), what="rooms.check_in", target=booking)
+        raise PermissionDenied(
+            "チェックインできるのは予約の主催者・予約者・出席者と施設管理者だけです。"
+        )
     return booking
 
 

@@ -43,10 +43,10 @@ from yakuba.rooms.actions.booking import (
     check_booking_rules,
     check_change_booking,
     check_create_booking,
-    do_cancel_booking,
     do_decide_booking,
 )
 from yakuba.rooms.actions.door import do_check_in
+from yakuba.rooms.actions.series import do_cancel_occurrence
 from yakuba.rooms.models import EQUIPMENT_FIELDS, Booking, Room
 
 # The token scope that opens this API to bots and devices.
@@ -369,7 +369,8 @@ def cancel_booking(
     user = caller(request)
     booking = access.access_booking_for_change(user, booking_id)
     reason = _text(payload.reason, "reason") if payload is not None else ""
-    if not do_cancel_booking(booking, acting_user=user, reason=reason):
+    # An occurrence of a series also becomes an exception date of it, as on the page.
+    if not do_cancel_occurrence(booking, acting_user=user, reason=reason):
         return _refused(
             "この予約は既に取り消されたか、解放されています。",
             "This booking was already cancelled or released.",
@@ -382,10 +383,7 @@ def check_in(request: HttpRequest, booking_id: int) -> BookingOut | HttpResponse
     """Mark the booking as in use (its people and facility managers), from check-in's
     opening until its end.  Checking in twice is harmless."""
     user = caller(request)
-    booking = access.access_booking(user, booking_id)
-    if not (access.is_participant(user, booking) or access.is_facility_manager(user)):
-        record_denial(actor=user, what="rooms.check_in", target=booking)
-        raise PermissionDenied("チェックインできるのは予約の参加者と施設管理者だけです。")
+    booking = access.access_booking_for_check_in(user, booking_id)
     try:
         do_check_in(booking, acting_user=user, method=Booking.CheckInMethod.WEB)
     except BookingError as exc:

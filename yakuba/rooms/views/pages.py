@@ -11,7 +11,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
@@ -20,7 +19,6 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from yakuba.audit.record import record_denial
 from yakuba.directory.access import search_staff
 from yakuba.directory.models import User
 from yakuba.lib import clock
@@ -28,11 +26,12 @@ from yakuba.rooms import finder
 from yakuba.rooms.access import (
     access_booking,
     access_booking_for_change,
+    access_booking_for_check_in,
     access_facility_management,
     access_room_for_booking,
     access_rooms,
     is_facility_manager,
-    is_participant,
+    may_check_in,
     may_manage_booking,
 )
 from yakuba.rooms.actions.booking import (
@@ -470,10 +469,9 @@ def booking_detail(request: HttpRequest, booking_id: int) -> HttpResponse:
     user = _staff(request)
     booking = access_booking(user, booking_id)
     now = clock.now()
-    participant = is_participant(user, booking)
     opens, closes = checkin_window(booking)
     can_check_in = (
-        participant
+        may_check_in(user, booking)
         and booking.status == Booking.Status.CONFIRMED
         and booking.checked_in_at is None
         and opens <= now < closes
@@ -500,10 +498,7 @@ def booking_detail(request: HttpRequest, booking_id: int) -> HttpResponse:
 @require_POST
 def booking_checkin(request: HttpRequest, booking_id: int) -> HttpResponse:
     user = _staff(request)
-    booking = access_booking(user, booking_id)
-    if not is_participant(user, booking):
-        record_denial(actor=user, what="rooms.check_in", target=booking)
-        raise PermissionDenied(_("チェックインできるのは予約の主催者・予約者・出席者だけです。"))
+    booking = access_booking_for_check_in(user, booking_id)
     try:
         checked_in = do_check_in(booking, acting_user=user, method=Booking.CheckInMethod.WEB)
     except BookingError as exc:

@@ -31,6 +31,7 @@ from yakuba.rooms.access import (
     access_room,
     access_room_by_checkin_secret,
     is_participant,
+    may_check_in,
     may_see_details,
 )
 from yakuba.rooms.actions import door
@@ -335,7 +336,7 @@ def checkin_qr(request: HttpRequest, secret: str) -> HttpResponse:
             error=True,
             status=409,
         )
-    if not is_participant(request.user, booking):
+    if not may_check_in(request.user, booking):
         record_denial(
             actor=request.user if isinstance(request.user, User) else None,
             what="rooms.checkin",
