@@ -78,3 +78,13 @@ def test_it_tells_an_attendee_taken_off_a_booking(
     withdrawn = [m for m in OutboundMail.objects.all() if m.to == ["bob@example.jp"]]
     assert len(withdrawn) == 1
     assert "METHOD:CANCEL" in withdrawn[0].attachments[0]["content"]
+
+
+def test_it_books_until_midnight_in_a_room_open_until_24_00(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User
+) -> None:
+    room = rooms["r301"]
+    room.closes_at = dt.time(23, 59)  # what the CSV import makes of 「24:00」
+    room.save(update_fields=["closes_at"])
+    booking = book(room, alice, at(12, "22:00"), at(13, "00:00"))
+    assert booking.status == Booking.Status.CONFIRMED

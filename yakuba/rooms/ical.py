@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import icalendar
 from django.conf import settings
@@ -74,13 +74,18 @@ def booking_event(booking: Booking, *, show_details: bool = True) -> icalendar.E
 
 
 def calendar_bytes(
-    name: str, bookings: Iterable[Booking], *, method: str | None = None, show_details: bool = True
+    name: str,
+    bookings: Iterable[Booking],
+    *,
+    method: str | None = None,
+    show_details: bool | Callable[[Booking], bool] = True,
 ) -> bytes:
     """A VCALENDAR holding ``bookings`` and the VTIMEZONE their times use (all times
     are Asia/Tokyo, so that is the one VTIMEZONE)."""
     calendar = new_calendar(name, method=method)
     for booking in bookings:
-        calendar.add_component(booking_event(booking, show_details=show_details))
+        shown = show_details(booking) if callable(show_details) else show_details
+        calendar.add_component(booking_event(booking, show_details=shown))
     if calendar.events:
         calendar.subcomponents.insert(0, tokyo_vtimezone())
     return bytes(calendar.to_ical())
@@ -97,11 +102,6 @@ def tokyo_vtimezone() -> icalendar.Timezone:
 def booking_attachment_text(booking: Booking, *, method: str) -> str:
     """The .ics text attached to a booking's e-mail (``method`` REQUEST or CANCEL)."""
     return calendar_bytes(booking.title, [booking], method=method).decode("utf-8")
-
-
-def local_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    start = dt.datetime.combine(day, dt.time(0), tzinfo=clock.TOKYO)
-    return start, start + dt.timedelta(days=1)
 
 
 def _feed_window() -> tuple[dt.datetime, dt.datetime]:
@@ -178,11 +178,12 @@ def person_feed_bookings(user: User) -> QuerySet[Booking]:
 
 def room_feed_bytes(room: Room) -> bytes:
     """A room's calendar: every live booking, private ones as 「予約あり」."""
-    calendar = new_calendar(f"{room.floor} {room.name}", method="PUBLISH")
-    for booking in room_feed_bookings(room):
-        calendar.add_component(booking_event(booking, show_details=not booking.is_private))
-    calendar.add_missing_timezones()
-    return bytes(calendar.to_ical())
+    return calendar_bytes(
+        f"{room.floor} {room.name}",
+        room_feed_bookings(room),
+        method="PUBLISH",
+        show_details=lambda booking: not booking.is_private,
+    )
 
 
 def person_feed_bytes(user: User) -> bytes:

@@ -229,8 +229,10 @@ def check_booking_rules(
         end_local.date() == start_local.date() + dt.timedelta(days=1)
         and end_local.time() == dt.time(0)
     )
-    end_time = dt.time(23, 59, 59) if end_local.time() == dt.time(0) else end_local.time()
-    if not same_day or start_local.time() < room.opens_at or end_time > room.closes_at:
+    end_time = dt.time.max if end_local.time() == dt.time(0) else end_local.time()
+    # A room open "until 24:00" is stored as 23:59 (a TimeField has no 24:00).
+    closes = dt.time.max if room.closes_at >= dt.time(23, 59) else room.closes_at
+    if not same_day or start_local.time() < room.opens_at or end_time > closes:
         raise BookingRefused(
             f"この会議室の利用時間は{room.opens_at:%H:%M}〜{room.closes_at:%H:%M}です。",
             f"This room can be booked from {room.opens_at:%H:%M} to {room.closes_at:%H:%M}.",

@@ -89,18 +89,6 @@ def do_check_in(booking: Booking, *, acting_user: ActingUser, method: str) -> bo
     return True
 
 
-def current_booking(room: Room, at: dt.datetime | None = None) -> Booking | None:
-    """The live booking of ``room`` whose time covers ``at`` (now), if any."""
-    at = at or clock.now()
-    return (
-        Booking.objects.filter(
-            room=room, status__in=Booking.LIVE, starts_at__lte=at, ends_at__gt=at
-        )
-        .select_related("organiser")
-        .first()
-    )
-
-
 def _in_use(booking: Booking, now: dt.datetime) -> bool:
     return (
         booking.status == Booking.Status.CONFIRMED
