@@ -1,7 +1,7 @@
 // The floor board (/rooms/board/): keeps the room cards live.
 //
-// The board element names its topics (data-realtime-topics="rooms.floor.ID"); they are
-// copied onto <body> before realtime.ts connects, so the socket watches them.  On every
+// The page names its topics (data-realtime-topics="rooms.floor.ID" on <body>, from the
+// view's ``realtime_topics``), which realtime.ts watches after each connect.  On every
 // topic event of a floor (and on each "watching", which follows a reconnect, when
 // events may have been missed) the fragment is refetched, debounced so that a burst of
 // check-ins costs one request.  A refresh every 60 s covers a socket that cannot connect
@@ -12,21 +12,6 @@ const FALLBACK_MS = 60_000;
 
 function boardElement(): HTMLElement | null {
   return document.querySelector<HTMLElement>("[data-room-board]");
-}
-
-function watchBoardTopics(): void {
-  const board = boardElement();
-  const topics = board?.dataset.realtimeTopics ?? "";
-  if (topics === "") {
-    return;
-  }
-  const current = (document.body.dataset.realtimeTopics ?? "").split(/\s+/).filter((t) => t !== "");
-  for (const topic of topics.split(/\s+/)) {
-    if (topic !== "" && !current.includes(topic)) {
-      current.push(topic);
-    }
-  }
-  document.body.dataset.realtimeTopics = current.join(" ");
 }
 
 class BoardRefresher {
@@ -102,7 +87,4 @@ function startBoard(): void {
   window.setInterval(() => refresher.schedule(), FALLBACK_MS);
 }
 
-// Runs as a deferred script: the document is parsed, and realtime.ts has not yet
-// connected (it starts on DOMContentLoaded), so the topics are in place in time.
-watchBoardTopics();
 document.addEventListener("DOMContentLoaded", startBoard);
