@@ -44,8 +44,10 @@ from django.db.models import QuerySet
 
 from yakuba.audit.models import AuditAction
 from yakuba.audit.record import record
+from yakuba.directory.access import descendant_ids
 from yakuba.directory.models import Department, User
 from yakuba.lib import clock
+from yakuba.lib.wareki import WEEKDAYS_JA
 from yakuba.rooms.models import Booking, Holiday, Room
 
 FIRST_HOUR, LAST_HOUR = 8, 20  # the hour columns: 8:00–9:00 … 19:00–20:00
@@ -142,19 +144,6 @@ def _seconds(moment: dt.time) -> float:
     return moment.hour * 3600 + moment.minute * 60 + moment.second
 
 
-def _department_tree(root_id: int) -> set[int]:
-    children: dict[int | None, list[int]] = defaultdict(list)
-    for pk, parent_id in Department.objects.values_list("pk", "parent_id"):
-        children[parent_id].append(pk)
-    found, todo = set(), [root_id]
-    while todo:
-        node = todo.pop()
-        if node not in found:
-            found.add(node)
-            todo.extend(children[node])
-    return found
-
-
 def compute(start: dt.date, end: dt.date, filters: Filters | None = None) -> Report:
     """The utilisation report for ``start``–``end`` (inclusive, Tokyo days)."""
     filters = filters or Filters()
@@ -214,7 +203,7 @@ def compute(start: dt.date, end: dt.date, filters: Filters | None = None) -> Rep
     )
     if filters.department_id:
         bookings = bookings.filter(
-            organiser__staff__department_id__in=_department_tree(filters.department_id)
+            organiser__staff__department_id__in=descendant_ids(Department(pk=filters.department_id))
         )
     rows = bookings.values_list(
         "room_id",
@@ -415,4 +404,4 @@ def month_bounds(year: int, month: int) -> tuple[dt.date, dt.date]:
 
 
 def weekday_label(weekday: int) -> str:
-    return "月火水木金土日"[weekday]
+    return WEEKDAYS_JA[weekday]

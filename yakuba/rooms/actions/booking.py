@@ -259,7 +259,7 @@ def do_create_booking(request: BookingRequest, *, acting_user: ActingUser) -> Bo
     def attempt() -> Booking:
         with transaction.atomic():
             lock_rooms([room.pk])
-            booking = place_booking(request, booked_by=_user_of(acting_user, request.organiser))
+            booking = place_booking(request, booked_by=user_of(acting_user, request.organiser))
             record(
                 AuditAction.BOOKING_CREATED,
                 actor=acting_user,
@@ -322,7 +322,8 @@ def booking_details(booking: Booking, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _user_of(acting_user: ActingUser, fallback: User) -> User:
+def user_of(acting_user: ActingUser, fallback: User) -> User:
+    """The acting person, or ``fallback`` when the system acts."""
     return acting_user if isinstance(acting_user, User) else fallback
 
 

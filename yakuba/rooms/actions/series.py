@@ -52,6 +52,7 @@ from yakuba.rooms.actions.booking import (
     lock_rooms,
     place_booking,
     release_due_at,
+    user_of,
     with_booking_retries,
 )
 from yakuba.rooms.holidays import holidays_between
@@ -186,7 +187,7 @@ def check_create_series(
             series = BookingSeries.objects.create(
                 room=room,
                 organiser=organiser,
-                booked_by=_user_of(acting_user, organiser),
+                booked_by=user_of(acting_user, organiser),
                 title=title.strip()[:200],
                 is_private=is_private,
                 frequency=rule.frequency,
@@ -752,10 +753,6 @@ def _excluded(series: BookingSeries) -> set[dt.date]:
 
 def _iso(dates: Iterable[dt.date]) -> list[str]:
     return sorted({d.isoformat() for d in dates})
-
-
-def _user_of(acting_user: ActingUser, fallback: User) -> User:
-    return acting_user if isinstance(acting_user, User) else fallback
 
 
 def _holidays(days: Sequence[dt.date]) -> dict[dt.date, str]:

@@ -58,7 +58,7 @@ from yakuba.rooms.forms import (
     FindTimeForm,
     parse_local,
 )
-from yakuba.rooms.holidays import holidays_between
+from yakuba.rooms.holidays import holiday_name, holidays_between
 from yakuba.rooms.models import Booking, Room
 
 # How far ahead the finder proposes by default, and the default length of a booking.
@@ -201,7 +201,7 @@ def finder_page(request: HttpRequest) -> HttpResponse:
             for room in results
         ]
         day = clock.local(starts_at).date()
-        context["holiday"] = holidays_between(day, day).get(day, "")
+        context["holiday"] = holiday_name(day) or ""
     template = "rooms/partials/finder_results.html" if _is_htmx(request) else "rooms/finder.html"
     return render(request, template, context, status=status)
 
@@ -322,7 +322,7 @@ def _render_form(
     if date is None:
         raw = form["date"].value()
         date = raw if isinstance(raw, dt.date) else _date(str(raw or ""))
-    holiday = holidays_between(date, date).get(date, "") if date else ""
+    holiday = (holiday_name(date) or "") if date else ""
     return render(
         request,
         "rooms/booking_form.html",
@@ -488,7 +488,7 @@ def booking_detail(request: HttpRequest, booking_id: int) -> HttpResponse:
             "checkin": checkin_state(booking, now),
             "can_check_in": can_check_in,
             "can_manage": booking.is_live and may_manage_booking(user, booking),
-            "holiday": holidays_between(local_day, local_day).get(local_day, ""),
+            "holiday": holiday_name(local_day) or "",
             "cancel_form": CancelForm(),
         },
     )
