@@ -314,3 +314,21 @@ def test_it_asks_for_a_csv_file(dave: User) -> None:
     response = signed_in(dave).post("/rooms/manage/import/", {"encoding": "auto"})
     assert response.status_code == 400
     assert "CSVファイルを選んでください。" in response.content.decode()
+
+
+def test_it_clears_release_deadlines_when_a_room_opts_out_and_sets_them_again(
+    rooms: dict[str, Room], alice: User, dave: User
+) -> None:
+    from yakuba.lib import clock
+    from yakuba.rooms.actions.rooms import do_change_room
+    from yakuba.rooms.models import Booking
+
+    from .conftest import at, book
+
+    with clock.frozen_at(at(11, "09:00")):
+        booking = book(rooms["r301"], alice, at(12, "10:00"), at(12, "11:00"))
+        assert booking.release_due_at == at(12, "10:10")
+        do_change_room(rooms["r301"], {"auto_release": False}, acting_user=dave)
+        assert Booking.objects.get(pk=booking.pk).release_due_at is None
+        do_change_room(rooms["r301"], {"auto_release": True}, acting_user=dave)
+        assert Booking.objects.get(pk=booking.pk).release_due_at == at(12, "10:10")

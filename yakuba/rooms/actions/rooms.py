@@ -16,9 +16,10 @@ from django.db import transaction
 from yakuba.audit.models import AuditAction
 from yakuba.audit.record import record
 from yakuba.directory.models import Department
+from yakuba.lib import clock
 from yakuba.rooms import events
-from yakuba.rooms.actions.booking import ActingUser
-from yakuba.rooms.models import Building, Floor, Room
+from yakuba.rooms.actions.booking import ActingUser, release_due_at
+from yakuba.rooms.models import Booking, Building, Floor, Room
 
 # The Room fields a facility manager edits (the form, the CSV and the audit use these).
 EDITABLE_FIELDS = (
@@ -171,11 +172,30 @@ def do_change_room(
             target=room,
             details={"code": room.code, "changed": changed},
         )
+        if "auto_release" in changed:
+            _redo_release_deadlines(room)
         if BOARD_FIELDS & set(changed):
             events.notify_occupancy_changed(room)
             if "floor" in changed:
                 events.notify_occupancy_changed(Room(pk=room.pk, floor=old_floor))
     return changed
+
+
+def _redo_release_deadlines(room: Room) -> None:
+    """The room opted out of (or back into) the release of no-shows: its coming bookings
+    nobody checked in to get their deadline cleared (or set as if booked now), so pages,
+    the API and the utilisation figures show the rule that applies."""
+    now = clock.now()
+    coming = Booking.objects.filter(
+        room=room, status__in=Booking.LIVE, checked_in_at__isnull=True, starts_at__gt=now
+    )
+    if not room.auto_release:
+        coming.update(release_due_at=None)
+        return
+    for booking in coming.only("pk", "starts_at", "ends_at"):
+        Booking.objects.filter(pk=booking.pk).update(
+            release_due_at=release_due_at(room, booking.starts_at, booking.ends_at, now)
+        )
 
 
 def do_set_out_of_service(
