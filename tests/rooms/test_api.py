@@ -8,14 +8,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
 from yakuba.audit.models import AuditEntry
+from yakuba.audit.record import Actor
 from yakuba.directory import tokens
 from yakuba.directory.actions.auth import do_create_token
+from yakuba.directory.actions.staff import do_invite_guest
 from yakuba.directory.models import Department, User
+from yakuba.lib import clock
+from yakuba.rooms import finder
 from yakuba.rooms.models import Booking, Room
 
 from .conftest import at, book
@@ -511,3 +516,95 @@ def test_it_lets_a_facility_manager_check_in_on_the_page_as_in_the_api(
         response = client.post(f"/rooms/bookings/{booking.pk}/check-in/")
     assert response.status_code == 302
     assert Booking.objects.get(pk=booking.pk).checked_in_by_id == dave.pk
+
+
+def test_it_shows_a_bot_public_titles_and_only_its_own_private_ones(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User, bob: User,
+    rooms_scope: None, client: Client,
+) -> None:  # fmt: skip
+    headers = _bot_headers(alice)
+    book(
+        rooms["r301"], alice, at(12, "10:00"), at(12, "11:00"), title="人事面談",
+        is_private=True, attendees=[bob], note="候補者A",
+    )  # fmt: skip
+    booked = post(
+        client,
+        payload(rooms["r302"], at(12, "10:00"), at(12, "11:00"), organiser="bob", is_private=True),
+        **headers,
+    )
+    assert booked.status_code == 201
+    book(rooms["special"], bob, at(12, "13:00"), at(12, "14:00"), title="課内会議")
+    items = body(client.get(URL, headers=headers))["items"]
+    assert [(i["room_code"], i["title"], i["hidden"]) for i in items] == [
+        ("R301", "予約あり", True),  # private, not the bot's
+        ("R302", "係内打合せ", False),  # private, but the bot booked it
+        ("R501", "課内会議", False),  # public
+    ]
+    assert "候補者A" not in client.get(URL, headers=headers).content.decode()
+
+
+def test_it_refuses_the_booking_list_to_a_guest_even_of_their_own_booking(
+    frozen_now: dt.datetime, rooms: dict[str, Room], alice: User
+) -> None:
+    guest = do_invite_guest(
+        name="五味 ジーナ",
+        organisation="みどり交通株式会社",
+        email="gina@bus.example.jp",
+        expires_at=clock.now() + dt.timedelta(days=30),
+        username="gina",
+        password="not-used-here-1234",
+        acting_user=Actor.system("test"),
+    )
+    book(
+        rooms["r301"], alice, at(12, "10:00"), at(12, "11:00"), title="人事面談",
+        is_private=True, attendees=[guest],
+    )  # fmt: skip
+    book(rooms["r302"], alice, at(12, "10:00"), at(12, "11:00"), title="課内会議")
+    response = signed_in(guest).get(URL)
+    assert response.status_code == 403
+    assert "人事面談" not in response.content.decode()
+    assert "課内会議" not in response.content.decode()
+    assert AuditEntry.objects.filter(
+        action="auth.denied", actor_id=guest.pk, details__what="rooms.view"
+    ).exists()
+
+
+def test_it_answers_free_rooms_as_the_finder_does(
+    frozen_now: dt.datetime, rooms: dict[str, Room], ward: dict[str, Department],
+    alice: User, bob: User, rooms_scope: None,
+) -> None:  # fmt: skip
+    Room.objects.create(
+        floor=rooms["r301"].floor, code="R310", name="夜間会議室", capacity=6,
+        closes_at=dt.time(23, 59),
+    )  # fmt: skip
+    rooms["r302"].open_to_all = False
+    rooms["r302"].save(update_fields=["open_to_all"])
+    rooms["r302"].allowed_departments.set([ward["koseki"]])
+    book(rooms["r301"], bob, at(12, "10:00"), at(12, "11:00"))
+    client = signed_in(alice)
+
+    def api(start: dt.datetime, end: dt.datetime) -> list[str]:
+        query = {"start": start.isoformat(), "end": end.isoformat()}
+        return [room["code"] for room in body(client.get("/api/rooms/free", query))]
+
+    def page(start: dt.datetime, end: dt.datetime) -> list[str]:
+        found = finder.free_rooms(alice, starts_at=start, ends_at=end)
+        return sorted(room.code for room in found)
+
+    spans = [
+        (at(12, "10:00"), at(12, "11:00")),  # 301 taken, 302 not Alice's 所属
+        (at(12, "23:00"), at(13, "00:00")),  # until 24:00 in the room open until then
+        (at(10, "10:00"), at(10, "11:00")),  # past
+        (at(12, "07:00"), at(12, "08:00")),  # before opening
+    ]
+    far = clock.local(frozen_now).date() + dt.timedelta(days=settings.ROOMS_MAX_ADVANCE_DAYS + 1)
+    spans.append((at(far, "10:00"), at(far, "11:00")))  # beyond the advance period
+    answers = [api(*span) for span in spans]
+    assert answers == [page(*span) for span in spans]
+    assert answers == [["R310", "R501"], ["R310"], [], [], []]
+    # A bot books for staff, whose 所属 is checked then: it is offered every room.
+    headers = _bot_headers(alice)
+    bot = Client()
+    query = {"start": at(12, "10:00").isoformat(), "end": at(12, "11:00").isoformat()}
+    offered = body(bot.get("/api/rooms/free", query, headers=headers))
+    assert [room["code"] for room in offered] == ["R302", "R310", "R501"]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import icalendar
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from yakuba.audit.models import AuditAction, AuditEntry
 from yakuba.directory.models import Department, User
@@ -363,3 +366,30 @@ def test_it_answers_404_for_secrets_that_cannot_be_ours(rooms: dict[str, Room]) 
         f"/rooms/feeds/room/{rooms['r301'].feed_secret}%00.ics",
     ):
         assert _client().get(path).status_code == 400, path
+
+
+def test_the_import_page_offers_only_bookable_rooms_in_a_fixed_number_of_queries(
+    frozen_now: dt.datetime, rooms: dict[str, Room], ward: dict[str, Department], alice: User
+) -> None:
+    client = _client(alice)
+
+    def offered() -> tuple[list[str], int]:
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get("/rooms/import-ics/").content.decode()
+        names = re.findall(r"<option value=\"\d+\">本庁舎 \S+ (\S+)</option>", page)
+        return sorted(names), len(queries)
+
+    offered()  # the first request of a session also writes to it
+    before, queries_before = offered()
+    assert before == ["会議室301", "会議室302", "特別会議室"]
+    for n in range(10):
+        room = Room.objects.create(
+            floor=rooms["r301"].floor, code=f"F{n:02d}", name=f"会議室F{n}", capacity=10
+        )
+        room.open_to_all = False
+        room.save(update_fields=["open_to_all"])
+        # Alice's 係 lies below 総務部; 戸籍住民課 is not hers.
+        room.allowed_departments.set([ward["somu_bu"] if n % 2 else ward["koseki"]])
+    after, queries_after = offered()
+    assert after == sorted([*before, *(f"会議室F{n}" for n in (1, 3, 5, 7, 9))])
+    assert queries_after == queries_before

@@ -650,9 +650,10 @@ def test_it_pins_the_query_count_of_the_finder(
     client.get("/rooms/find/", query)
 
     # 1 session, 2 user, 3-4 is_facility_manager (facility-manager grant, then
-    # IT-administrator grant), 5 the rooms (floors and buildings joined), 6 their 所属
-    # lists, 7 the bookings of all of them, 8 the holiday of the day, 9 the navigation's
-    # role grant, 10 the header's staff profile: the same for 3 rooms or 30.
+    # IT-administrator grant), 5 the user's 所属 and the departments above them, 6 the
+    # rooms they may book (floors and buildings joined), 7 the bookings of all of them,
+    # 8 the holiday of the day, 9 the navigation's role grant, 10 the header's staff
+    # profile: the same for 3 rooms or 30.
     with django_assert_max_num_queries(10):
         page = client.get("/rooms/find/", query).content.decode()
     assert page.count("/rooms/book/?room=") == 15 + 3  # 15 free new rooms, 301, 302, 501

@@ -14,14 +14,19 @@ Who may do what:
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from yakuba.audit.record import record_denial
 from yakuba.directory.access import AnyUser, has_role, is_it_admin
 from yakuba.directory.models import ConcurrentPost, Department, Role, StaffProfile, User
 from yakuba.rooms.models import Booking, Room
+
+# Bots and devices: they reach rooms only through the API, with a ``rooms`` token.
+MACHINE_KINDS = (User.Kind.BOT, User.Kind.DEVICE)
 
 
 def is_staff_member(user: AnyUser | None) -> bool:
@@ -33,23 +38,50 @@ def is_facility_manager(user: AnyUser) -> bool:
 
 
 def user_department_ids(user: User) -> set[int]:
-    """The user's 所属 (primary and 兼務) and every department above them."""
+    """The user's 所属 (primary and 兼務) and every department above them.  One query
+    whatever the depth: the whole tree as ``(pk, parent_id)`` pairs, each marked when it
+    is one of the user's posts; the ancestors are walked in Python."""
+    posted = Exists(StaffProfile.objects.filter(user=user, department=OuterRef("pk"))) | Exists(
+        ConcurrentPost.objects.filter(staff__user=user, department=OuterRef("pk"))
+    )
+    parents: dict[int, int | None] = {}
+    starts: list[int] = []
+    for pk, parent_id, mine in Department.objects.annotate(mine=posted).values_list(
+        "pk", "parent_id", "mine"
+    ):
+        parents[pk] = parent_id
+        if mine:
+            starts.append(pk)
     ids: set[int] = set()
-    profile = StaffProfile.objects.filter(user=user).select_related("department").first()
-    starts = [profile.department] if profile is not None else []
-    starts += [
-        post.department
-        for post in ConcurrentPost.objects.filter(staff__user=user).select_related("department")
-    ]
-    for department in starts:
-        node: Department | None = department
-        while node is not None and node.pk not in ids:
-            ids.add(node.pk)
-            node = node.parent
+    for start in starts:
+        node: int | None = start
+        while node is not None and node not in ids:
+            ids.add(node)
+            node = parents.get(node)
     return ids
 
 
+def bookable_rooms(user: AnyUser, rooms: QuerySet[Room]) -> QuerySet[Room]:
+    """``rooms`` narrowed to those ``user`` may book (``may_book`` for many rooms, as
+    one filter): active rooms, open to all or to one of the user's 所属 or a department
+    above them; every active room for facility managers; none for anyone but active
+    staff.  Reads the user's 所属 (a few queries) only for a staff member who is no
+    facility manager, never once per room."""
+    if not is_staff_member(user):
+        return rooms.none()
+    assert isinstance(user, User)
+    rooms = rooms.filter(is_active=True)
+    if is_facility_manager(user):
+        return rooms
+    departments = user_department_ids(user)
+    limited_to_mine = Room.allowed_departments.through.objects.filter(
+        department_id__in=departments
+    ).values("room_id")
+    return rooms.filter(Q(open_to_all=True) | Q(pk__in=limited_to_mine))
+
+
 def may_book(user: AnyUser, room: Room) -> bool:
+    """``bookable_rooms`` for one room."""
     if not is_staff_member(user) or not room.is_active:
         return False
     assert isinstance(user, User)
@@ -79,11 +111,51 @@ def may_check_in(user: AnyUser, booking: Booking) -> bool:
     return is_participant(user, booking) or is_facility_manager(user)
 
 
+def shows_details(
+    user: AnyUser | None,
+    booking: Booking,
+    *,
+    attendee_ids: Collection[int] | None = None,
+    manager: bool | None = None,
+) -> bool:
+    """Whether ``user`` sees a booking's title, note and people (the time is never
+    secret); everyone else sees 「予約あり」.  The one visibility rule:
+
+    - ``user`` None is the public view (the floor board, a room's calendar feed):
+      public bookings only;
+    - a public booking: active staff, its people (organiser, whoever booked it,
+      attendees), and active bots and devices (they read bookings only through the
+      rooms API with a ``rooms``-scoped token, and book for staff);
+    - a private booking: its people and facility managers, nobody else.
+
+    ``attendee_ids`` (the booking's attendees, e.g. from a prefetch) and ``manager``
+    (``is_facility_manager(user)``, computed once for a list) spare the queries; when
+    left out they are read only if the answer depends on them."""
+    if user is None:
+        return not booking.is_private
+    if not isinstance(user, User):
+        return False
+    if not booking.is_private and (
+        is_staff_member(user) or (user.is_active and user.kind in MACHINE_KINDS)
+    ):
+        return True
+    if user.pk in (booking.organiser_id, booking.booked_by_id):
+        return True
+    if booking.is_private and (is_facility_manager(user) if manager is None else manager):
+        return True
+    if attendee_ids is None:
+        return booking.attendees.filter(pk=user.pk).exists()
+    return user.pk in attendee_ids
+
+
 def may_see_details(user: AnyUser, booking: Booking) -> bool:
-    """Title, note and people of a booking (the time is never secret)."""
-    if not booking.is_private:
-        return is_staff_member(user) or is_participant(user, booking)
-    return is_participant(user, booking) or is_facility_manager(user)
+    """``shows_details`` for one booking (reads its attendees when it must), except that
+    a bot or device gets only the bookings it booked or attends: this opens
+    ``access_booking`` and so change, cancel and check-in, which a machine may do only
+    for those (it reads other public bookings through the rooms API's list)."""
+    if isinstance(user, User) and user.kind in MACHINE_KINDS:
+        return is_participant(user, booking)
+    return shows_details(user, booking)
 
 
 def access_rooms(user: AnyUser) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
@@ -35,12 +34,10 @@ from yakuba.lib import clock
 from yakuba.lib.api_auth import SessionAuth, caller
 from yakuba.lib.api_errors import ApiError, error_body
 from yakuba.lib.api_pagination import MAX_LIMIT, paginate
-from yakuba.rooms import access
+from yakuba.rooms import access, finder
 from yakuba.rooms.actions.booking import (
     BookingError,
     BookingRequest,
-    block_of,
-    check_booking_rules,
     check_change_booking,
     check_create_booking,
     do_decide_booking,
@@ -55,7 +52,7 @@ ROOMS_SCOPE = "rooms"
 HIDDEN_TITLE = "予約あり"
 # API names of the equipment, as Room field names.
 EQUIPMENT = {name.removeprefix("has_"): name for name in EQUIPMENT_FIELDS}
-MACHINE_KINDS = (User.Kind.BOT, User.Kind.DEVICE)
+MACHINE_KINDS = access.MACHINE_KINDS
 # The years a date-time parameter may name (see ``_when``).
 MIN_YEAR, MAX_YEAR = 2000, 2999
 # Control characters refused in free text (tab, line feed and carriage return are fine).
@@ -216,45 +213,26 @@ def list_rooms(request: HttpRequest, params: Query[RoomQuery]) -> RoomPage:
 
 @router.get("/free", response=list[RoomOut], summary="空いている会議室")
 def free_rooms(request: HttpRequest, params: Query[FreeQuery]) -> list[RoomOut]:
-    """Rooms the caller may book where a booking ``[start, end)`` would be placed now:
-    in service, within the room's hours and the advance period, and no live booking's
-    block (its time plus its room's buffer) overlapping this one's block.  Two queries
-    whatever the number of rooms."""
+    """Rooms the caller may book where a booking ``[start, end)`` would be placed now
+    (``finder.free_rooms``, as on the finder page): in service, within the room's hours
+    and the advance period, and no live booking's block (its time plus its room's
+    buffer) overlapping this one's block; in the room list's order.  A bot or device is
+    offered every room (it books for a staff member, whose rights are checked then)."""
     user = _reader(request)
     starts_at, ends_at = _when(params.start, "start"), _when(params.end, "end")
     if ends_at <= starts_at:
         raise _bad_field("end", "終了は開始より後の日時を指定してください。")
-    rows = _room_rows(params.building, params.capacity, params.equipment).filter(
-        out_of_service=False
+    equipment = _equipment(params.equipment)
+    free = finder.free_rooms(
+        None if user.kind in MACHINE_KINDS else user,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        people=params.capacity or 1,
+        equipment=equipment,
+        building=_text(params.building, "building") if params.building else "",
     )
-    rooms = list(rows.prefetch_related("allowed_departments"))
-    bookable = _bookable_filter(user)
-    candidates = []
-    for room in rooms:
-        try:
-            check_booking_rules(room, starts_at, ends_at)
-        except BookingError:
-            continue
-        if bookable(room):
-            candidates.append(room)
-    if not candidates:
-        return []
-    widest = max(room.buffer_minutes for room in candidates)
-    held = Booking.objects.filter(
-        room__in=candidates,
-        status__in=Booking.LIVE,
-        block_start__lt=ends_at + dt.timedelta(minutes=widest),
-        block_end__gt=starts_at,
-    ).values_list("room_id", "block_start", "block_end")
-    blocks: dict[int, list[tuple[dt.datetime, dt.datetime]]] = {}
-    for room_id, block_start, block_end in held:
-        blocks.setdefault(room_id, []).append((block_start, block_end))
-    free = []
-    for room in candidates:
-        mine_start, mine_end = block_of(room, starts_at, ends_at)
-        if not any(s < mine_end and e > mine_start for s, e in blocks.get(room.pk, ())):
-            free.append(_room_out(room))
-    return free
+    free.sort(key=lambda room: (room.floor.building.sort_order, room.floor.level, room.code))
+    return [_room_out(room) for room in free]
 
 
 # --- Bookings --------------------------------------------------------------------------
@@ -281,9 +259,9 @@ def list_bookings(request: HttpRequest, params: Query[BookingQuery]) -> BookingP
     if params.to:
         rows = rows.filter(starts_at__lt=_when(params.to, "to"))
     page = paginate(rows, ordering=["starts_at"], cursor=params.cursor, limit=params.limit)
-    sees_all = access.is_facility_manager(user)
+    manager = access.is_facility_manager(user)
     return BookingPage(
-        items=[_booking_out(b, _sees(user, b, sees_all)) for b in page.items],
+        items=[_booking_out(b, _shows(user, b, manager)) for b in page.items],
         next_cursor=page.next_cursor,
     )
 
@@ -429,28 +407,17 @@ def _room_rows(building: str | None, capacity: int | None, equipment: str) -> Qu
         rows = rows.filter(floor__building__code=_text(building, "building"))
     if capacity is not None:
         rows = rows.filter(capacity__gte=capacity)
+    return rows.filter(**dict.fromkeys(_equipment(equipment), True))
+
+
+def _equipment(equipment: str) -> list[str]:
+    """Room field names of the comma-separated API equipment names (400 for unknown)."""
     wanted = [name.strip() for name in equipment.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in EQUIPMENT]
     if unknown:
         known = ", ".join(EQUIPMENT)
         raise _bad_field("equipment", f"不明な設備です: {', '.join(unknown)}（{known}）")
-    return rows.filter(**{EQUIPMENT[name]: True for name in wanted})
-
-
-def _bookable_filter(user: User) -> Any:
-    """``may_book`` for many rooms with the caller's 所属 read once (rooms must have
-    ``allowed_departments`` prefetched).  A machine caller is judged per organiser when
-    it books, so every room is offered to it."""
-    if user.kind in MACHINE_KINDS:
-        return lambda room: True
-    if not access.is_staff_member(user):
-        return lambda room: False
-    if access.is_facility_manager(user):
-        return lambda room: True
-    departments = access.user_department_ids(user)
-    return lambda room: (
-        room.open_to_all or bool({d.pk for d in room.allowed_departments.all()} & departments)
-    )
+    return [EQUIPMENT[name] for name in wanted]
 
 
 def _room_out(room: Room) -> RoomOut:
@@ -475,13 +442,10 @@ def _room_out(room: Room) -> RoomOut:
     )
 
 
-def _sees(user: User, booking: Booking, sees_all: bool) -> bool:
-    """``may_see_details`` on a booking whose attendees are prefetched (no query)."""
-    if sees_all or not booking.is_private:
-        return True
-    if user.pk in (booking.organiser_id, booking.booked_by_id):
-        return True
-    return any(person.pk == user.pk for person in booking.attendees.all())
+def _shows(user: User, booking: Booking, manager: bool) -> bool:
+    """``access.shows_details`` on a booking whose attendees are prefetched (no query)."""
+    attendee_ids = {person.pk for person in booking.attendees.all()}
+    return access.shows_details(user, booking, attendee_ids=attendee_ids, manager=manager)
 
 
 def _booking_out(
@@ -530,7 +494,7 @@ def _readable_booking(user: User, booking_id: int) -> Booking:
             .filter(pk=booking_id)
             .first()
         )
-        if found is not None and (not found.is_private or access.is_participant(user, found)):
+        if found is not None and access.shows_details(user, found):
             return found
         raise ApiError("not_found", message="予約が見つかりません。", message_en="No such booking.")
     booking = access.access_booking(user, booking_id)

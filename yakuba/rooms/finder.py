@@ -16,12 +16,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from yakuba.directory.models import User
 from yakuba.lib import clock
-from yakuba.rooms.access import is_facility_manager, is_staff_member, user_department_ids
-from yakuba.rooms.actions.booking import block_of
+from yakuba.rooms import access
+from yakuba.rooms.actions.booking import BookingRefused, block_of, check_booking_rules
 from yakuba.rooms.models import EQUIPMENT_FIELDS, Booking, Room
 
 # "Find a time" looks at slots starting every STEP and answers at most LIMIT of them.
@@ -41,35 +41,9 @@ def _overlaps(start: dt.datetime, end: dt.datetime, spans: Iterable[Span]) -> bo
     return any(other_start < end and other_end > start for other_start, other_end in spans)
 
 
-def bookable_rooms(user: User, rooms: Iterable[Room]) -> list[Room]:
-    """The rooms ``user`` may book (``access.may_book``), with the 所属 read once rather
-    than once per room.  ``rooms`` should prefetch ``allowed_departments``."""
-    if not is_staff_member(user):
-        return []
-    manager = is_facility_manager(user)
-    departments: set[int] | None = None
-    result = []
-    for room in rooms:
-        if not room.is_active:
-            continue
-        if not (room.open_to_all or manager):
-            if departments is None:
-                departments = user_department_ids(user)
-            allowed = {department.pk for department in room.allowed_departments.all()}
-            if not allowed & departments:
-                continue
-        result.append(room)
-    return result
-
-
-def within_hours(room: Room, starts_at: dt.datetime, ends_at: dt.datetime) -> bool:
-    """Whether the span lies inside the room's hours on one day (Tokyo time)."""
-    start, end = clock.local(starts_at), clock.local(ends_at)
-    return (
-        start.date() == end.date()
-        and room.opens_at <= start.time()
-        and end.time() <= (room.closes_at)
-    )
+def bookable_rooms(user: User, rooms: QuerySet[Room]) -> list[Room]:
+    """The rooms of ``rooms`` that ``user`` may book (``access.bookable_rooms``)."""
+    return list(access.bookable_rooms(user, rooms))
 
 
 def _room_blocks(
@@ -89,18 +63,22 @@ def _room_blocks(
 
 
 def free_rooms(
-    user: User,
+    user: User | None,
     *,
     starts_at: dt.datetime,
     ends_at: dt.datetime,
     people: int = 1,
     equipment: Sequence[str] = (),
     accessible: bool = False,
+    building: str = "",
 ) -> list[Room]:
-    """Rooms ``user`` may book that are in service, big enough, equipped, within their
-    hours and free over ``[starts_at, ends_at)`` plus their buffer, smallest first.
-    Three queries whatever the number of rooms (rooms, their 所属 lists, bookings), plus
-    the user's 所属 when a room is limited to some."""
+    """Rooms ``user`` may book (``access.bookable_rooms``) that are big enough,
+    equipped, in ``building`` (a code) when given, where a booking of
+    ``[starts_at, ends_at)`` keeps the room's rules (``check_booking_rules``: in service,
+    not past, within the advance period and the room's hours) and is free with its
+    buffer; smallest first.  ``user`` None offers every room (a bot or device, which books
+    for a staff member whose rights are checked when it books).  A fixed number of
+    queries whatever the number of rooms (the user's rights, the rooms, the bookings)."""
     unknown = set(equipment) - set(EQUIPMENT_FIELDS)
     if unknown:
         raise ValueError(f"unknown equipment: {sorted(unknown)}")
@@ -108,14 +86,15 @@ def free_rooms(
         Room.objects.filter(is_active=True, out_of_service=False, capacity__gte=max(people, 1))
         .filter(**dict.fromkeys(equipment, True))
         .select_related("floor__building")
-        .prefetch_related("allowed_departments")
         .order_by("capacity", "floor__building__sort_order", "floor__level", "code")
     )
     if accessible:
         rooms = rooms.filter(wheelchair_accessible=True)
-    candidates = [
-        room for room in bookable_rooms(user, rooms) if within_hours(room, starts_at, ends_at)
-    ]
+    if building:
+        rooms = rooms.filter(floor__building__code=building)
+    if user is not None:
+        rooms = access.bookable_rooms(user, rooms)
+    candidates = [room for room in rooms if _keeps_rules(room, starts_at, ends_at)]
     if not candidates:
         return []
     longest_buffer = dt.timedelta(minutes=max(room.buffer_minutes for room in candidates))
@@ -125,6 +104,14 @@ def free_rooms(
         for room in candidates
         if not _overlaps(*block_of(room, starts_at, ends_at), blocks.get(room.pk, ()))
     ]
+
+
+def _keeps_rules(room: Room, starts_at: dt.datetime, ends_at: dt.datetime) -> bool:
+    try:
+        check_booking_rules(room, starts_at, ends_at)
+    except BookingRefused:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

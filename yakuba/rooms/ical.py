@@ -22,6 +22,7 @@ from django.http import Http404
 
 from yakuba.directory.models import User
 from yakuba.lib import clock
+from yakuba.rooms.access import shows_details
 from yakuba.rooms.models import Booking, CalendarFeed, Room
 
 # How far back the feeds reach (a calendar keeps what it already has).
@@ -177,12 +178,13 @@ def person_feed_bookings(user: User) -> QuerySet[Booking]:
 
 
 def room_feed_bytes(room: Room) -> bytes:
-    """A room's calendar: every live booking, private ones as 「予約あり」."""
+    """A room's calendar: every live booking, in the public view of
+    ``access.shows_details`` (the secret URL identifies nobody): private ones as 「予約あり」."""
     return calendar_bytes(
         f"{room.floor} {room.name}",
         room_feed_bookings(room),
         method="PUBLISH",
-        show_details=lambda booking: not booking.is_private,
+        show_details=lambda booking: shows_details(None, booking),
     )
 
 

@@ -1,7 +1,8 @@
 """Live occupancy (利用状況) of rooms, for the floor board and the door panel.
 
 Anyone on staff may watch a floor board, so nothing here carries more than a public
-booking's title: a private booking shows as 「予約あり」.  ``room_states`` reads the
+booking's title: it is the public view of ``access.shows_details`` (a private booking
+shows as 「予約あり」).  ``room_states`` reads the
 bookings of all the listed rooms for the rest of the day in one query.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 
 from yakuba.lib import clock
+from yakuba.rooms.access import shows_details
 from yakuba.rooms.models import Booking, Floor, Room
 
 FREE = "free"
@@ -68,7 +70,7 @@ class RoomState:
 def _slot(booking: Booking) -> Slot:
     return Slot(
         booking_id=booking.pk,
-        title=_("予約あり") if booking.is_private else booking.title,
+        title=booking.title if shows_details(None, booking) else _("予約あり"),
         starts_at=booking.starts_at,
         ends_at=booking.ends_at,
         checked_in=booking.checked_in_at is not None,

@@ -22,8 +22,8 @@ from yakuba.rooms.access import (
     access_booking,
     access_room_for_booking,
     access_rooms,
+    bookable_rooms,
     is_staff_member,
-    may_book,
 )
 from yakuba.rooms.actions.calendar import (
     IcsNotCalendar,
@@ -119,11 +119,9 @@ def booking_ics(request: HttpRequest, booking_id: int) -> HttpResponse:
 def import_ics(request: HttpRequest) -> HttpResponse:
     access_rooms(request.user)
     user = _user(request)
-    bookable = [
-        room
-        for room in Room.objects.filter(is_active=True).select_related("floor__building")
-        if may_book(user, room)
-    ]
+    bookable = list(
+        bookable_rooms(user, Room.objects.filter(is_active=True).select_related("floor__building"))
+    )
     context: dict[str, Any] = {
         "active_nav": "rooms",
         "rooms": bookable,

@@ -89,10 +89,8 @@ def _next_quarter(moment: dt.datetime) -> dt.datetime:
 
 
 def _bookable(user: User) -> list[Room]:
-    rooms = (
-        Room.objects.filter(is_active=True, out_of_service=False)
-        .select_related("floor__building")
-        .prefetch_related("allowed_departments")
+    rooms = Room.objects.filter(is_active=True, out_of_service=False).select_related(
+        "floor__building"
     )
     return finder.bookable_rooms(user, rooms)
 
