@@ -115,17 +115,24 @@ def _form(request: HttpRequest) -> AnalyticsForm:
     return AnalyticsForm(data)
 
 
-@login_required
-@require_GET
-def analytics(request: HttpRequest) -> HttpResponse:
+def _requested_report(request: HttpRequest) -> tuple[AnalyticsForm, utilisation.Report | None]:
+    """The page's and the CSV's report for the filters asked (facility managers only);
+    None when the filters are invalid (the form says why)."""
     access_facility_management(request.user, "rooms.analytics")
     form = _form(request)
     if not form.is_valid():
+        return form, None
+    data = form.cleaned_data
+    return form, utilisation.compute(data["start"], data["end"], form.filters())
+
+
+@login_required
+@require_GET
+def analytics(request: HttpRequest) -> HttpResponse:
+    form, report = _requested_report(request)
+    if report is None:
         context = {"active_nav": "rooms", "form": form, "report": None}
         return render(request, "rooms/analytics/analytics.html", context, status=400)
-    report = utilisation.compute(
-        form.cleaned_data["start"], form.cleaned_data["end"], form.filters()
-    )
     query = request.GET.copy()
     return render(
         request,
@@ -362,14 +369,10 @@ def report_csv(report: Report) -> bytes:
 @login_required
 @require_GET
 def analytics_csv(request: HttpRequest) -> HttpResponse:
-    access_facility_management(request.user, "rooms.analytics")
-    form = _form(request)
-    if not form.is_valid():
+    form, report = _requested_report(request)
+    if report is None:
         context = {"active_nav": "rooms", "form": form, "report": None}
         return render(request, "rooms/analytics/analytics.html", context, status=400)
-    report = utilisation.compute(
-        form.cleaned_data["start"], form.cleaned_data["end"], form.filters()
-    )
     utilisation.do_record_export(report, "csv", acting_user=_acting(request))
     response = HttpResponse(report_csv(report), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = (
