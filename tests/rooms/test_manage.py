@@ -332,3 +332,18 @@ def test_it_clears_release_deadlines_when_a_room_opts_out_and_sets_them_again(
         assert Booking.objects.get(pk=booking.pk).release_due_at is None
         do_change_room(rooms["r301"], {"auto_release": True}, acting_user=dave)
         assert Booking.objects.get(pk=booking.pk).release_due_at == at(12, "10:10")
+
+
+def test_it_clears_release_deadlines_when_a_csv_import_opts_a_room_out(
+    ward: dict[str, Department], alice: User, dave: User
+) -> None:
+    from .conftest import at, book
+
+    with clock.frozen_at(at(11, "09:00")):
+        check_import_rooms(GOOD.encode("utf-8"), acting_user=dave)
+        booking = book(Room.objects.get(code="R301"), alice, at(12, "10:00"), at(12, "11:00"))
+        assert booking.release_due_at is not None
+        opted_out = GOOD.replace("0,8:30,20:00,0,1\n", "0,8:30,20:00,0,0\n")
+        check_import_rooms(opted_out.encode("utf-8"), acting_user=dave)
+    booking.refresh_from_db()
+    assert booking.release_due_at is None

@@ -284,6 +284,8 @@ def do_import_rooms(records: Iterable[RoomRecord], *, acting_user: ActingUser) -
             changed = _apply(room, values)
             if changed:
                 room.save(update_fields=list(changed))
+            if "auto_release" in changed:
+                _redo_release_deadlines(room)
             _set_departments(room, wanted, changed)
             (result.changed if changed else result.unchanged).append(room.code)
             if changed:
