@@ -90,3 +90,10 @@ def book(room: Room, user: User, start: dt.datetime, end: dt.datetime, **fields:
         **fields,
     )
     return check_create_booking(request, acting_user=user)
+
+
+def restrict_to(room: Room, *departments: Department) -> None:
+    """Make ``room`` bookable only by the given 所属 (and those under them)."""
+    room.open_to_all = False
+    room.save(update_fields=["open_to_all"])
+    room.allowed_departments.set(departments)

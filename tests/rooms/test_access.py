@@ -19,7 +19,7 @@ from yakuba.rooms.access import (
 )
 from yakuba.rooms.models import Booking, Room
 
-from .conftest import at, book
+from .conftest import at, book, restrict_to
 
 
 def _guest() -> User:
@@ -39,9 +39,7 @@ def _bot() -> User:
 
 
 def _limit(room: Room, *departments: Department) -> None:
-    room.open_to_all = False
-    room.save(update_fields=["open_to_all"])
-    room.allowed_departments.set(departments)
+    restrict_to(room, *departments)
 
 
 def test_it_reads_the_departments_above_every_post_in_one_query(

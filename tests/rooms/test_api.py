@@ -23,7 +23,7 @@ from yakuba.lib import clock
 from yakuba.rooms import finder
 from yakuba.rooms.models import Booking, Room
 
-from .conftest import at, book
+from .conftest import at, book, restrict_to
 
 URL = "/api/rooms/bookings/"
 
@@ -169,9 +169,7 @@ def test_it_refuses_a_department_only_room_to_others_and_logs_it(
     charlie: User,
 ) -> None:  # fmt: skip
     room = rooms["r301"]
-    room.open_to_all = False
-    room.save(update_fields=["open_to_all"])
-    room.allowed_departments.set([ward["somu_ka"]])
+    restrict_to(room, ward["somu_ka"])
     response = post(signed_in(charlie), payload(room, at(12, "10:00"), at(12, "11:00")))
     assert response.status_code == 403
     assert body(response)["error"]["code"] == "forbidden"
@@ -320,9 +318,7 @@ def test_it_lets_a_bot_book_only_for_someone_and_only_what_they_may(
 ) -> None:  # fmt: skip
     headers = _bot_headers(alice)
     room = rooms["r301"]
-    room.open_to_all = False
-    room.save(update_fields=["open_to_all"])
-    room.allowed_departments.set([ward["somu_ka"]])
+    restrict_to(room, ward["somu_ka"])
     slot = (at(12, "10:00"), at(12, "11:00"))
 
     response = post(client, payload(room, *slot), **headers)  # for nobody
@@ -577,9 +573,7 @@ def test_it_answers_free_rooms_as_the_finder_does(
         floor=rooms["r301"].floor, code="R310", name="夜間会議室", capacity=6,
         closes_at=dt.time(23, 59),
     )  # fmt: skip
-    rooms["r302"].open_to_all = False
-    rooms["r302"].save(update_fields=["open_to_all"])
-    rooms["r302"].allowed_departments.set([ward["koseki"]])
+    restrict_to(rooms["r302"], ward["koseki"])
     book(rooms["r301"], bob, at(12, "10:00"), at(12, "11:00"))
     client = signed_in(alice)
 

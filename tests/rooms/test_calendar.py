@@ -18,7 +18,7 @@ from yakuba.mail.models import OutboundMail
 from yakuba.rooms.actions.booking import do_cancel_booking
 from yakuba.rooms.models import Booking, CalendarFeed, Room
 
-from .conftest import at, book
+from .conftest import at, book, restrict_to
 
 
 def _client(user: User | None = None) -> Client:
@@ -298,9 +298,7 @@ def test_it_refuses_import_into_a_room_the_user_may_not_book(
     ward: dict[str, Department],
 ) -> None:
     room = rooms["r302"]
-    room.open_to_all = False
-    room.save(update_fields=["open_to_all"])
-    room.allowed_departments.set([ward["somu_ka"]])
+    restrict_to(room, ward["somu_ka"])
     content = _ics(("会議", "20250612T100000", "20250612T110000"))
     response = _upload(_client(charlie), room, content)
     assert response.status_code == 403
@@ -386,10 +384,8 @@ def test_the_import_page_offers_only_bookable_rooms_in_a_fixed_number_of_queries
         room = Room.objects.create(
             floor=rooms["r301"].floor, code=f"F{n:02d}", name=f"会議室F{n}", capacity=10
         )
-        room.open_to_all = False
-        room.save(update_fields=["open_to_all"])
         # Alice's 係 lies below 総務部; 戸籍住民課 is not hers.
-        room.allowed_departments.set([ward["somu_bu"] if n % 2 else ward["koseki"]])
+        restrict_to(room, ward["somu_bu"] if n % 2 else ward["koseki"])
     after, queries_after = offered()
     assert after == sorted([*before, *(f"会議室F{n}" for n in (1, 3, 5, 7, 9))])
     assert queries_after == queries_before

@@ -9,7 +9,7 @@ from yakuba.directory.models import Department, User
 from yakuba.rooms.finder import find_times, free_rooms
 from yakuba.rooms.models import Room
 
-from .conftest import at, book
+from .conftest import at, book, restrict_to
 
 
 def names(rooms: list[Room]) -> list[str]:
@@ -101,9 +101,7 @@ def test_it_shows_a_department_only_room_only_to_that_department(
     dave: User,
 ) -> None:
     room = rooms["r301"]
-    room.open_to_all = False
-    room.save(update_fields=["open_to_all"])
-    room.allowed_departments.set([ward["somu_bu"]])
+    restrict_to(room, ward["somu_bu"])
     span: dict[str, Any] = {"starts_at": at(12, "10:00"), "ends_at": at(12, "11:00")}
 
     assert "会議室301" in names(free_rooms(alice, **span))

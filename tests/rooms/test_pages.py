@@ -17,7 +17,7 @@ from yakuba.directory.models import Department, User
 from yakuba.lib import clock
 from yakuba.rooms.models import Booking, Holiday, Room
 
-from .conftest import at, book
+from .conftest import at, book, restrict_to
 
 pytestmark = pytest.mark.django_db
 
@@ -143,9 +143,7 @@ def test_a_department_only_room_refuses_charlie_with_403_and_an_audit_row(
     charlie: User,
 ) -> None:
     room = rooms["r301"]
-    room.open_to_all = False
-    room.save(update_fields=["open_to_all"])
-    room.allowed_departments.set([ward["somu_ka"]])
+    restrict_to(room, ward["somu_ka"])
     client.force_login(charlie)
 
     response = client.post("/rooms/book/", form(room, 12, "10:00", "11:00"))
@@ -604,9 +602,7 @@ def test_a_department_only_room_refuses_charlie_a_series_with_403(
     charlie: User,
 ) -> None:
     room = rooms["r301"]
-    room.open_to_all = False
-    room.save(update_fields=["open_to_all"])
-    room.allowed_departments.set([ward["somu_ka"]])
+    restrict_to(room, ward["somu_ka"])
     client.force_login(charlie)
 
     response = client.post(
