@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Debian packages the project needs: Chromium for the browser tests, LDAP headers
-# for python-ldap, CJK fonts for Japanese pages.
-APT_PACKAGES := chromium libldap2-dev libsasl2-dev fonts-noto-cjk gettext
+# for python-ldap, CJK fonts for Japanese pages, espeak-ng to speak the English test
+# recordings of the minutes tests and the ASR benchmark.
+APT_PACKAGES := chromium libldap2-dev libsasl2-dev fonts-noto-cjk gettext espeak-ng
 
 .PHONY: run test install system-deps frontend migrate demo lint check \
-        test-sqlite test-postgresql bench-audit bench-rooms clean messages
+        test-sqlite test-postgresql bench-audit bench-rooms bench-asr clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +77,11 @@ bench-audit: install
 
 bench-rooms: install
 	$(BIN)/python bench/rooms.py $(BENCH_ROOMS_ARGS)
+
+# Accuracy and speed of every usable speech-recognition engine over the shipped English
+# set (spoken by espeak-ng); BENCH_ASR_ARGS="--dataset DIR" for a set of your own.
+bench-asr: install
+	$(BIN)/python bench/asr.py $(BENCH_ASR_ARGS)
 
 clean:
 	rm -rf $(VENV) frontend/node_modules var/test-*

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "yakuba.tasks",
     "yakuba.mail",
     "yakuba.rooms",
+    "yakuba.minutes",
     "yakuba.web",
 ]
 
@@ -354,6 +355,45 @@ ROOMS_MAX_ADVANCE_DAYS = env.int("YAKUBA_ROOMS_MAX_ADVANCE_DAYS", 180, minimum=1
 ROOMS_RELEASE_INTERVAL_SECONDS = env.int(
     "YAKUBA_ROOMS_RELEASE_INTERVAL_SECONDS", 15, minimum=1, maximum=30
 )
+
+# --- Minutes (議事録) and speech recognition ---------------------------------------------
+
+# The engine new transcriptions use (docs/minutes.md): pocketsphinx ships an English model
+# and serves the tests; for Japanese install a Vosk, faster-whisper or whisper.cpp model
+# from a file and point the matching variable below at it.  Nothing is ever downloaded.
+MINUTES_ASR_ENGINE = env.choice(
+    "YAKUBA_ASR_ENGINE", "pocketsphinx", ("pocketsphinx", "vosk", "faster-whisper", "whisper.cpp")
+)
+# Language the Whisper engines are told to expect (ISO 639-1).
+MINUTES_ASR_LANGUAGE = env.str("YAKUBA_ASR_LANGUAGE", "ja")
+# CPU threads one engine may use (1 keeps a 2-core server answering pages while it works).
+MINUTES_ASR_THREADS = env.int("YAKUBA_ASR_THREADS", 1, minimum=1, maximum=64)
+# An acoustic model directory for pocketsphinx; empty: the English model in the package.
+MINUTES_POCKETSPHINX_MODEL_DIR = env.str("YAKUBA_POCKETSPHINX_MODEL_DIR", "")
+MINUTES_VOSK_MODEL_DIR = env.str("YAKUBA_VOSK_MODEL_DIR", "")
+# A CTranslate2 Whisper model directory (model.bin, config.json, tokenizer.json, …).
+MINUTES_FASTER_WHISPER_MODEL_DIR = env.str("YAKUBA_FASTER_WHISPER_MODEL_DIR", "")
+MINUTES_FASTER_WHISPER_DEVICE = env.choice(
+    "YAKUBA_FASTER_WHISPER_DEVICE", "cpu", ("cpu", "cuda", "auto")
+)
+MINUTES_FASTER_WHISPER_COMPUTE_TYPE = env.str("YAKUBA_FASTER_WHISPER_COMPUTE_TYPE", "int8")
+# A whisper.cpp model file (ggml-*.bin).
+MINUTES_WHISPER_CPP_MODEL = env.str("YAKUBA_WHISPER_CPP_MODEL", "")
+# Uploaded recordings and their decoded audio live here.
+MINUTES_MEDIA_DIR = Path(env.str("YAKUBA_MINUTES_MEDIA_DIR", str(VAR_DIR / "minutes")))
+# Largest recording accepted, in megabytes (a 3-hour mp3 at 128 kbit/s is about 170 MB).
+MINUTES_MAX_UPLOAD_MB = env.int("YAKUBA_MINUTES_MAX_UPLOAD_MB", 500, minimum=1)
+# Voice-activity detection: webrtcvad aggressiveness (0 keeps most, 3 drops most) and the
+# longest segment handed to an engine (longer speech is cut at the quietest point).
+MINUTES_VAD_AGGRESSIVENESS = env.int("YAKUBA_MINUTES_VAD_AGGRESSIVENESS", 2, maximum=3)
+MINUTES_MAX_SEGMENT_SECONDS = env.int("YAKUBA_MINUTES_MAX_SEGMENT_SECONDS", 20, minimum=2)
+# A local LLM inside the ward's network that writes 要点筆記 summaries: an OpenAI-compatible
+# base URL such as http://llm.internal:8080/v1.  Empty (the default): summaries are made
+# offline by the extractive method only.
+MINUTES_LLM_URL = env.str("YAKUBA_MINUTES_LLM_URL", "").rstrip("/")
+MINUTES_LLM_MODEL = env.str("YAKUBA_MINUTES_LLM_MODEL", "")
+MINUTES_LLM_API_KEY = env.str("YAKUBA_MINUTES_LLM_API_KEY", "")
+MINUTES_LLM_TIMEOUT_SECONDS = env.int("YAKUBA_MINUTES_LLM_TIMEOUT_SECONDS", 120, minimum=1)
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

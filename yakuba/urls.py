@@ -14,6 +14,7 @@ urlpatterns = [
     path("directory/", include("yakuba.directory.urls")),
     path("audit/", include("yakuba.audit.urls")),
     path("rooms/", include("yakuba.rooms.urls")),
+    path("minutes/", include("yakuba.minutes.urls")),
     path("i18n/setlang/", set_language, name="set_language"),
     path("api/", api_urls()),
     path("healthz", health.healthz, name="healthz"),

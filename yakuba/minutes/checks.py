@@ -1,0 +1,1 @@
+"""System checks of the minutes app (ids W3xx); see ``asr.checks``."""

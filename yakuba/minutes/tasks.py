@@ -1,0 +1,1 @@
+"""The minutes app's jobs, registered on import (see ``transcription_tasks``)."""
