@@ -16,6 +16,10 @@ from yakuba.config import ConfigError, Env
 
 env = Env()
 
+# Nothing is ever downloaded at run time: the speech engines' libraries (faster-whisper
+# through huggingface_hub) would otherwise fetch a missing model or tokenizer.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env.str("YAKUBA_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -387,6 +391,14 @@ MINUTES_MAX_UPLOAD_MB = env.int("YAKUBA_MINUTES_MAX_UPLOAD_MB", 500, minimum=1)
 # longest segment handed to an engine (longer speech is cut at the quietest point).
 MINUTES_VAD_AGGRESSIVENESS = env.int("YAKUBA_MINUTES_VAD_AGGRESSIVENESS", 2, maximum=3)
 MINUTES_MAX_SEGMENT_SECONDS = env.int("YAKUBA_MINUTES_MAX_SEGMENT_SECONDS", 20, minimum=2)
+# Every request body is parsed by middleware (CSRF) before a view runs, so the cap on
+# uploads sits first in the chain for the whole site: a body over the limit is refused
+# before it is written to a temporary file (yakuba/minutes/uploads.py).
+FILE_UPLOAD_HANDLERS = [
+    "yakuba.minutes.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 # A local LLM inside the ward's network that writes 要点筆記 summaries: an OpenAI-compatible
 # base URL such as http://llm.internal:8080/v1.  Empty (the default): summaries are made
 # offline by the extractive method only.

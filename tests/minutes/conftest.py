@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from yakuba.directory.models import Department, Role, RoleGrant, User
 from yakuba.lib import clock

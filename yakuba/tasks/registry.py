@@ -22,17 +22,26 @@ class Periodic:
     every: dt.timedelta
 
 
+# Called as ``hook(error, **kwargs)`` when a job fails for good: its last attempt raised,
+# or its worker died at every attempt (the lease ran out ``max_attempts`` times).  Lets
+# the job's own record say "failed" instead of "running" for ever.
+GiveUpHook = Callable[..., None]
+
 JOBS: dict[str, JobFunction] = {}
+GIVE_UP: dict[str, GiveUpHook] = {}
 PERIODIC: dict[str, Periodic] = {}
 
 
-def job(name: str) -> Callable[[JobFunction], JobFunction]:
-    """Register ``function`` as the job ``name``; it receives the job's kwargs."""
+def job(name: str, *, on_give_up: GiveUpHook | None = None) -> Callable[[JobFunction], JobFunction]:
+    """Register ``function`` as the job ``name``; it receives the job's kwargs.
+    ``on_give_up(error, **kwargs)`` runs once when the queue stops retrying it."""
 
     def register(function: JobFunction) -> JobFunction:
         if name in JOBS and JOBS[name] is not function:
             raise ValueError(f"job {name!r} registered twice")
         JOBS[name] = function
+        if on_give_up is not None:
+            GIVE_UP[name] = on_give_up
         return function
 
     return register
