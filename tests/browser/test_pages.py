@@ -19,6 +19,8 @@ from yakuba.directory.actions.auth import do_create_token
 from yakuba.directory.actions.staff import do_grant_role
 from yakuba.directory.models import Department, Role, User
 from yakuba.lib import clock
+from yakuba.minutes.actions.meetings import do_create_meeting
+from yakuba.minutes.models import DictionaryEntry, Recording, Segment, Speaker, TranscriptionJob
 from yakuba.rooms.actions.booking import BookingRequest, check_create_booking
 from yakuba.rooms.models import Booking, Building, Floor, Room
 
@@ -61,6 +63,7 @@ def visits(erin: User, alice: User, charlie: User) -> list[tuple[str | None, str
         "room_id": str(room.pk),
         "booking_id": str(booking.pk),
         "secret": room.checkin_secret,
+        **_minutes_samples(erin, alice),
     }
     # New pages with parameters: add a sample for each parameter here.
     paths, skipped = page_paths(samples)
@@ -102,6 +105,56 @@ def _room_and_booking(user: User) -> tuple[Room, Booking]:
         organiser=user,
     )
     return room, check_create_booking(request, acting_user=user)
+
+
+def _minutes_samples(user: User, attendee: User) -> dict[str, str]:
+    """A meeting Erin organised, with a recording, a finished transcription (one
+    segment, one speaker) and a ward dictionary entry: the minutes pages with content."""
+    start = dt.datetime.combine(clock.today(), dt.time(10), tzinfo=clock.TOKYO)
+    meeting = do_create_meeting(
+        user=user,
+        title="文書管理検討会議",
+        starts_at=start,
+        ends_at=start + dt.timedelta(hours=1),
+        place="本庁舎3階 会議室301",
+        attendees=[user, attendee],
+        agenda="文書保存年限の見直し",
+    )
+    recording = Recording.objects.create(
+        meeting=meeting,
+        original_name="会議.wav",
+        file_path="missing.wav",
+        format="wav",
+        size_bytes=44,
+        duration_ms=1000,
+        sha256="0" * 64,
+        uploaded_by=user,
+    )
+    job = TranscriptionJob.objects.create(
+        meeting=meeting, engine="pocketsphinx", status="done", requested_by=user
+    )
+    speaker = Speaker.objects.create(meeting=meeting, label="話者1", user=user)
+    segment = Segment.objects.create(
+        meeting=meeting,
+        recording=recording,
+        job=job,
+        speaker=speaker,
+        start_ms=0,
+        end_ms=900,
+        text="文書の保存年限を見直します。",
+        recognised=True,
+    )
+    entry = DictionaryEntry.objects.create(
+        term="文書係", reading="ぶんしょがかり", kind="department"
+    )
+    return {
+        "meeting_id": str(meeting.pk),
+        "recording_id": str(recording.pk),
+        "job_id": str(job.pk),
+        "segment_id": str(segment.pk),
+        "speaker_id": str(speaker.pk),
+        "entry_id": str(entry.pk),
+    }
 
 
 def _token_for(user: User) -> int:

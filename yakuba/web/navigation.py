@@ -27,7 +27,7 @@ def navigation_for(request: HttpRequest) -> list[NavItem]:
         NavItem(_("チャット"), "", "chat", available=False),
         NavItem(_("会議室予約"), _url("rooms:home"), "rooms"),
         NavItem(_("Web会議"), "", "meetings", available=False),
-        NavItem(_("議事録"), "", "minutes", available=False),
+        NavItem(_("議事録"), _url("minutes:home"), "minutes"),
         NavItem(_("テレワーク"), "", "telework", available=False),
         NavItem(_("職員名簿"), _url("directory:search"), "directory"),
         *_audit_items(request),

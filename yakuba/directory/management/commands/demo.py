@@ -43,6 +43,10 @@ class Command(BaseCommand):
         self.stdout.write(
             f"会議室: 新規 {len(rooms.rooms_created)} 室、予約 {rooms.bookings_created} 件"
         )
+        from yakuba.minutes.demo import load_demo_minutes
+
+        minutes = load_demo_minutes()
+        self.stdout.write(f"議事録: 新規 {len(minutes.created)} 件の会議")
         self.stdout.write(f"\nデモ用アカウント（パスワードはすべて {DEMO_PASSWORD}）:")
         for username, name, note in describe_accounts():
             self.stdout.write(f"  {username:<10} {name:<8} {note}")
