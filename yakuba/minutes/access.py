@@ -135,6 +135,14 @@ def access_meeting_for_approval(user: AnyUser, meeting_id: int) -> Meeting:
     return meeting
 
 
+def access_dictionary(user: AnyUser) -> None:
+    """Refuse (403, audited) anyone but active staff: the dictionary names the ward's
+    people and places, which guests have no need to read."""
+    if not is_staff_member(user):
+        record_denial(actor=_actor(user), what="minutes.dictionary_read")
+        raise PermissionDenied("辞書は職員だけが閲覧できます。")
+
+
 def access_dictionary_management(user: AnyUser) -> None:
     if not may_manage_dictionary(user):
         record_denial(actor=_actor(user), what="minutes.dictionary")
