@@ -166,7 +166,15 @@ class SegmentView {
   }
 
   showConflict(theirs: string | null): void {
-    const panel = this.el.querySelector<HTMLElement>("[data-conflict]");
+    let panel = this.el.querySelector<HTMLElement>("[data-conflict]");
+    if (panel === null && theirs !== null) {
+      // The server leaves the panel out of each row (a long meeting's page stays
+      // small); the first conflict copies it from the segment template.
+      panel = conflictPanel();
+      if (panel !== null) {
+        this.el.querySelector("form[data-edit-form]")?.append(panel);
+      }
+    }
     if (panel === null) {
       return;
     }
@@ -244,6 +252,12 @@ class Editor {
     this.audio = root.querySelector<HTMLAudioElement>("audio") ?? document.createElement("audio");
     this.mayEdit = root.dataset.mayEdit === "1";
     this.userId = root.dataset.userId ?? "";
+    // The recordings come once with the page (not on each of ~1,500 rows).
+    try {
+      this.recordings = JSON.parse(root.dataset.recordings ?? "{}") as Record<string, RecordingData>;
+    } catch {
+      this.recordings = {};
+    }
   }
 
   msg(name: string): string {
@@ -344,16 +358,7 @@ class Editor {
     if (id === null) {
       return null;
     }
-    const known = this.recordings[String(id)];
-    if (known !== undefined) {
-      return known;
-    }
-    // Before the first refetch: what the server rendered into a segment of the recording.
-    const play = this.list.querySelector<HTMLElement>(`li[data-recording-id="${id}"] [data-play]`);
-    if (play?.dataset.audioUrl) {
-      return { url: play.dataset.audioUrl, offset_ms: Number(play.dataset.offsetMs ?? "0") };
-    }
-    return null;
+    return this.recordings[String(id)] ?? null;
   }
 
   // --- keyboard and focus ---------------------------------------------------------------
@@ -514,11 +519,12 @@ class Editor {
   }
 
   private play(view: SegmentView, button: HTMLElement): void {
-    const url = button.dataset.audioUrl ?? "";
+    const recording = this.recording(view.data.recording_id);
+    const url = recording?.url ?? "";
     if (url === "") {
       return;
     }
-    const offset = Number(button.dataset.offsetMs ?? "0");
+    const offset = recording?.offset_ms ?? 0;
     const from = Math.max(0, (view.data.start_ms - offset) / 1000);
     this.stopAt = (view.data.end_ms - offset) / 1000;
     const absolute = new URL(url, window.location.href).href;
@@ -884,21 +890,31 @@ class Editor {
     this.enhance(copy);
     // In time order; existing elements never move (moving one would take the focus
     // from a person typing in it).
+    // The list is in time order: walk back from its end, so that a new segment at the
+    // end (the usual case while a job runs) costs one step, not one per segment.
     let before: Element | null = null;
-    for (const other of this.views.values()) {
-      if (other === view || !other.el.isConnected) {
+    for (let node = this.list.lastElementChild; node !== null; node = node.previousElementSibling) {
+      const other = node instanceof HTMLElement ? this.views.get(Number(node.dataset.segmentId)) : undefined;
+      if (other === undefined) {
         continue;
       }
       const later =
         other.data.start_ms > segment.start_ms ||
         (other.data.start_ms === segment.start_ms && other.id > segment.id);
-      if (later && (before === null || other.el.compareDocumentPosition(before) & Node.DOCUMENT_POSITION_FOLLOWING)) {
-        before = other.el;
+      if (!later) {
+        break;
       }
+      before = node;
     }
     this.list.insertBefore(copy, before);
     view.render(segment, this);
   }
+}
+
+function conflictPanel(): HTMLElement | null {
+  const template = document.getElementById("segment-template") as HTMLTemplateElement | null;
+  const panel = template?.content.querySelector("[data-conflict]")?.cloneNode(true);
+  return panel instanceof HTMLElement ? panel : null;
 }
 
 function startEditor(): void {

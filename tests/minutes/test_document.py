@@ -214,6 +214,9 @@ def test_readers_see_the_minutes_and_outsiders_are_refused(
     assert "書庫の容量に余裕ができます" in html
     assert 'name="summary"' in html  # bob attends: he edits
     assert f'data-realtime-topics="minutes.meeting.{meeting.pk}"' in html
+    # minutespage.js shows 「他の人が議事録を更新しました。」 on another person's change.
+    assert "yakuba/minutespage.js" in html
+    assert 'data-changed-text="他の人が議事録を更新しました。"' in html
     assert not Minutes.objects.exists()  # a visit writes nothing
 
     client.force_login(erin)  # the auditor reads, but edits nothing

@@ -223,3 +223,59 @@ def test_a_missing_font_is_a_clear_503(
     assert response.status_code == 503
     assert "YAKUBA_PDF_FONT" in response.content.decode()
     assert not AuditEntry.objects.filter(action="minutes.exported").exists()
+
+
+def test_from_an_uploaded_wav_to_approved_minutes_in_a_docx(
+    client: Client,
+    meeting: Meeting,
+    bob: User,
+    dora: User,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """The issue's path end to end, through the pages: espeak-ng speech uploaded by an
+    attendee, transcribed by pocketsphinx in the worker, sent for review, approved by
+    the 所属長, downloaded as .docx and found by the search."""
+    from yakuba.tasks.worker import run_once
+
+    from .test_pipeline import phrases, request_transcription, upload
+
+    wav = phrases(["please open the window", "we will discuss the new library"], tmp_path / "m.wav")
+    client.force_login(bob)
+    upload(client, meeting, wav)
+    assert request_transcription(client, meeting, engine="pocketsphinx").status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_once() >= 1
+    minutes = minutes_for(meeting)
+    review = client.post(
+        f"/minutes/{meeting.pk}/minutes/review/", {"revision": str(minutes.revision)}
+    )
+    assert review.status_code == 302
+    client.force_login(dora)
+    approved = client.post(f"/minutes/{meeting.pk}/minutes/approve/", {"comment": "確認しました"})
+    assert approved.status_code == 302
+    assert Minutes.objects.get(meeting=meeting).status == Minutes.Status.APPROVED
+
+    client.force_login(bob)
+    response = client.get(f"/minutes/{meeting.pk}/minutes.docx")
+
+    assert response.status_code == 200
+    text = docx_text(response.content)
+    for expected in (
+        "会議名",
+        "文書管理検討会議",
+        DATE_TEXT,
+        "本庁舎3階 会議室301",
+        "青木 愛（文書係）、坂東 歩（文書係）",
+        "1. 文書保存年限の見直し\n2. 電子決裁の導入",
+        "議事（逐語録）",
+        "土田 乃 承認",
+    ):
+        assert expected in text, expected
+    heard = set(re.findall(r"[a-z]+", text.lower()))
+    expected_words = {"please", "open", "window", "discuss", "new", "library"}
+    assert len(heard & expected_words) >= 2, heard  # a tolerant match: ASR is not exact
+    word = sorted(heard & expected_words, key=len)[-1]
+    found = client.get("/minutes/search/", {"q": word})
+    assert found.status_code == 200
+    assert "文書管理検討会議" in found.content.decode()

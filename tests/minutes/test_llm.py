@@ -4,6 +4,7 @@ as they were with a Japanese message."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import threading
@@ -18,6 +19,8 @@ from django.test import Client
 
 from yakuba.audit.models import AuditEntry
 from yakuba.directory.models import User
+from yakuba.minutes.actions.document import ActionItemInput, do_save_minutes, minutes_for
+from yakuba.minutes.llm import parse_plan
 from yakuba.minutes.models import Meeting, Minutes
 
 from .test_document import add_transcript, url
@@ -66,11 +69,14 @@ def fake_llm(settings: Any) -> Iterator[FakeLLM]:
                 }
             )
             time.sleep(fake.delay)
-            self.send_response(fake.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(fake.body)))
-            self.end_headers()
-            self.wfile.write(fake.body)
+            try:
+                self.send_response(fake.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(fake.body)))
+                self.end_headers()
+                self.wfile.write(fake.body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up first (the timeout test): nothing to tell it
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -129,9 +135,14 @@ def test_it_asks_the_ward_llm_and_keeps_prompt_and_output(
         "■電子決裁の導入\n・来年度から試行する。"
     )
     assert minutes.decision_list() == ["文書保存年限は原則十年とする。"]
+    # 今後の予定 become the plans (there were none): 内容, 担当 and the 和暦 期限 read.
+    assert [(i.task, i.assignee, i.due_date) for i in minutes.action_items.all()] == [
+        ("試行部署の選定", "総務課", dt.date(2025, 7, 31))
+    ]
     [entry] = AuditEntry.objects.filter(action="minutes.summarised")
     assert entry.details["method"] == "llm"
     assert entry.details["model"] == "ward-llm-7b"
+    assert entry.details["plans_proposed"] == 1
     html = client.get(url(meeting)).content.decode()
     assert "庁内LLMへの指示と応答" in html
     assert "試行部署の選定／総務課／令和7年7月31日" in html  # the raw output, shown
@@ -146,6 +157,54 @@ def test_no_key_no_authorization_header(
 
     assert summarise(client, meeting).status_code == 302
     assert "Authorization" not in fake_llm.requests[0]["headers"]
+
+
+def test_the_llm_never_replaces_plans_people_wrote(
+    client: Client, meeting: Meeting, bob: User, fake_llm: FakeLLM
+) -> None:
+    add_transcript(meeting)
+    minutes = minutes_for(meeting)
+    do_save_minutes(
+        minutes,
+        user=bob,
+        revision=minutes.revision,
+        style="verbatim",
+        summary_text="",
+        decisions="",
+        action_items=[ActionItemInput(task="書庫の棚卸し", assignee="文書係")],
+    )
+    client.force_login(bob)
+
+    assert summarise(client, meeting).status_code == 302
+
+    minutes.refresh_from_db()
+    assert [i.task for i in minutes.action_items.all()] == ["書庫の棚卸し"]
+    assert minutes.decision_list() == ["文書保存年限は原則十年とする。"]  # was empty: filled
+    entry = AuditEntry.objects.get(action="minutes.summarised")
+    assert entry.details["plans_proposed"] == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "試行部署の選定／総務課／令和7年7月31日",
+            ("試行部署の選定", "総務課", dt.date(2025, 7, 31)),
+        ),
+        ("規程の改正 | 文書係 | 2025-09-01", ("規程の改正", "文書係", dt.date(2025, 9, 1))),
+        ("説明会／総務課／令和元年５月７日", ("説明会", "総務課", dt.date(2019, 5, 7))),
+        ("A／B案の比較／企画課／2026年1月5日", ("A／B案の比較", "企画課", dt.date(2026, 1, 5))),
+        ("周知／広報課／来月中", ("周知（期限：来月中）", "広報課", None)),
+        ("周知／広報課／令和7年2月30日", ("周知（期限：令和7年2月30日）", "広報課", None)),
+        ("周知／広報課／未定", ("周知", "広報課", None)),
+        ("周知", ("周知", "", None)),
+    ],
+)
+def test_it_reads_plan_lines_as_the_prompt_asks(
+    line: str, expected: tuple[str, str, dt.date | None]
+) -> None:
+    plan = parse_plan(line)
+    assert (plan.task, plan.assignee, plan.due) == expected
 
 
 def refused(client: Client, meeting: Meeting, message: str) -> None:

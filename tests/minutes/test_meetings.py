@@ -571,3 +571,22 @@ def test_the_admin_shows_the_minutes_read_only_to_it_administrators(
     assert meeting.title == "文書管理検討会議"
     client.force_login(alice)
     assert client.get("/admin/minutes/meeting/").status_code in (302, 403)
+
+
+def test_the_overview_links_to_the_transcript_and_minutes_and_home_to_dictionary_and_search(
+    client: Client, meeting: Meeting, bob: User
+) -> None:
+    """The links are only drawn when their address resolves: check they really are."""
+    client.force_login(bob)
+
+    overview = client.get(f"/minutes/{meeting.pk}/").content.decode()
+    home = client.get("/minutes/").content.decode()
+
+    assert f'href="/minutes/{meeting.pk}/transcript/"' in overview
+    assert f'href="/minutes/{meeting.pk}/minutes/"' in overview
+    assert 'href="/minutes/dictionary/"' in home
+    assert 'href="/minutes/search/"' in home
+    for address in (f"/minutes/{meeting.pk}/transcript/", f"/minutes/{meeting.pk}/minutes/"):
+        assert client.get(address).status_code == 200
+    assert client.get("/minutes/dictionary/").status_code == 200
+    assert client.get("/minutes/search/").status_code == 200

@@ -18,7 +18,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from yakuba.audit.models import AuditEntry
 from yakuba.directory.models import User
 from yakuba.lib import clock
-from yakuba.minutes import asr
+from yakuba.minutes import asr, transcription_tasks
 from yakuba.minutes.asr.base import Engine, Recognition
 from yakuba.minutes.models import Meeting, Recording, Segment, TranscriptionJob
 from yakuba.realtime import topics
@@ -130,6 +130,15 @@ def three_phrases(tmp_path: Path) -> Path:
     return phrases(PHRASES, tmp_path / "meeting.wav")
 
 
+@pytest.fixture
+def job(client: Client, meeting: Meeting, alice: User, three_phrases: Path) -> TranscriptionJob:
+    """Alice (signed in on ``client``) uploaded three phrases and asked for a transcript."""
+    client.force_login(alice)
+    upload(client, meeting, three_phrases)
+    request_transcription(client, meeting)
+    return TranscriptionJob.objects.get()
+
+
 def test_it_transcribes_an_upload_end_to_end(
     client: Client,
     meeting: Meeting,
@@ -187,11 +196,8 @@ def test_it_transcribes_an_upload_end_to_end(
 
 
 def test_it_shows_the_job_on_the_meeting_page(
-    client: Client, meeting: Meeting, alice: User, three_phrases: Path
+    client: Client, meeting: Meeting, job: TranscriptionJob
 ) -> None:
-    client.force_login(alice)
-    upload(client, meeting, three_phrases)
-    request_transcription(client, meeting)
 
     page = client.get(f"/minutes/{meeting.pk}/").content.decode()
 
@@ -258,14 +264,10 @@ def test_an_outsider_may_neither_start_nor_watch_a_job(
 def test_cancelling_stops_before_the_next_segment_and_keeps_what_was_recognised(
     client: Client,
     meeting: Meeting,
+    job: TranscriptionJob,
     alice: User,
-    three_phrases: Path,
     engines: EngineSpy,
 ) -> None:
-    client.force_login(alice)
-    upload(client, meeting, three_phrases)
-    request_transcription(client, meeting)
-    job = TranscriptionJob.objects.get()
 
     def press_cancel(call: int) -> None:
         # Alice presses 「中止」 while the worker recognises the second segment.
@@ -288,13 +290,32 @@ def test_cancelling_stops_before_the_next_segment_and_keeps_what_was_recognised(
     assert Job.objects.get(name="minutes.transcribe").status == Job.Status.DONE
 
 
-def test_cancelling_a_queued_job_ends_it_at_once(
-    client: Client, meeting: Meeting, alice: User, three_phrases: Path, engines: EngineSpy
+def test_cancelling_during_the_last_segment_ends_the_job_and_frees_the_meeting(
+    client: Client,
+    meeting: Meeting,
+    job: TranscriptionJob,
+    engines: EngineSpy,
 ) -> None:
-    client.force_login(alice)
-    upload(client, meeting, three_phrases)
-    request_transcription(client, meeting)
-    job = TranscriptionJob.objects.get()
+
+    def press_cancel(call: int) -> None:
+        if call == 3:  # the last segment: no "next segment" to stop before
+            client.post(f"/minutes/{meeting.pk}/transcription/{job.pk}/cancel/")
+
+    engines.before = press_cancel
+    run_once()
+
+    job.refresh_from_db()
+    assert job.status == TranscriptionJob.Status.CANCELLED
+    assert Segment.objects.filter(meeting=meeting, recognised=True).count() == 3
+    # Not left CANCELLING for ever: the meeting may be transcribed again.
+    engines.before = None
+    again = request_transcription(client, meeting, replace="on")
+    assert again.status_code == 302, again.content.decode()
+
+
+def test_cancelling_a_queued_job_ends_it_at_once(
+    client: Client, meeting: Meeting, job: TranscriptionJob, engines: EngineSpy
+) -> None:
 
     client.post(f"/minutes/{meeting.pk}/transcription/{job.pk}/cancel/")
     run_once()
@@ -307,6 +328,29 @@ def test_cancelling_a_queued_job_ends_it_at_once(
     assert "既に終わっています" in again.content.decode()
 
 
+def test_a_job_cancelled_just_as_a_worker_claims_it_plans_nothing(
+    client: Client,
+    meeting: Meeting,
+    job: TranscriptionJob,
+    engines: EngineSpy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start = transcription_tasks._start
+
+    def cancel_then_start(running: TranscriptionJob) -> None:
+        # Alice cancels after the worker read the job (queued) and before it started.
+        client.post(f"/minutes/{meeting.pk}/transcription/{job.pk}/cancel/")
+        start(running)
+
+    monkeypatch.setattr(transcription_tasks, "_start", cancel_then_start)
+    run_once()
+
+    job.refresh_from_db()
+    assert job.status == TranscriptionJob.Status.CANCELLED
+    assert not Segment.objects.filter(meeting=meeting).exists()
+    assert engines.made == []
+
+
 class WorkerKilled(BaseException):
     """Stands for the worker process dying (SIGKILL, power cut): nothing of the worker's
     own error handling runs, the job stays claimed until its lease runs out."""
@@ -315,13 +359,9 @@ class WorkerKilled(BaseException):
 def test_a_worker_that_dies_midway_is_replaced_and_recognises_nothing_twice(
     client: Client,
     meeting: Meeting,
-    alice: User,
-    three_phrases: Path,
+    job: TranscriptionJob,
     engines: EngineSpy,
 ) -> None:
-    client.force_login(alice)
-    upload(client, meeting, three_phrases)
-    request_transcription(client, meeting)
 
     def die_in_third_segment(call: int) -> None:
         if call == 3:
@@ -331,7 +371,7 @@ def test_a_worker_that_dies_midway_is_replaced_and_recognises_nothing_twice(
     with pytest.raises(WorkerKilled):
         run_once("worker-that-dies")
     engines.before = None
-    job = TranscriptionJob.objects.get()
+    job.refresh_from_db()
     assert job.status == TranscriptionJob.Status.RUNNING
     first_two = list(Segment.objects.filter(recognised=True).values_list("pk", "text"))
     assert len(first_two) == 2
@@ -360,16 +400,41 @@ def test_a_worker_that_dies_midway_is_replaced_and_recognises_nothing_twice(
     assert queued.claimed_by == "second-worker"
 
 
+def test_a_worker_that_stalled_past_its_lease_leaves_the_rest_to_the_new_one(
+    client: Client,
+    meeting: Meeting,
+    job: TranscriptionJob,
+    engines: EngineSpy,
+) -> None:
+
+    def taken_over_during_second(call: int) -> None:
+        if call == 2:
+            # The first worker stalls; its lease runs out and another worker claims the
+            # job; the first one's heartbeat then finds its claim gone.
+            Job.objects.update(claimed_by="new-worker", lease_until=clock.now() + worker.LEASE)
+            worker._running.keeper.lost.set()
+
+    engines.before = taken_over_during_second
+    run_once("stalled-worker")
+    engines.before = None
+
+    job.refresh_from_db()
+    assert job.status == TranscriptionJob.Status.RUNNING  # not finished by the stalled one
+    assert engines.calls() == [2]  # stopped after the segment in hand, not all three
+    assert Segment.objects.filter(recognised=True).count() == 2
+    clock.advance(worker.LEASE + dt.timedelta(seconds=1))  # the new worker died too
+    assert run_once("third-worker") == 1
+    job.refresh_from_db()
+    assert job.status == TranscriptionJob.Status.DONE
+    assert engines.calls() == [2, 1]
+
+
 def test_an_engine_error_is_retried_and_resumes_after_the_saved_segments(
     client: Client,
     meeting: Meeting,
-    alice: User,
-    three_phrases: Path,
+    job: TranscriptionJob,
     engines: EngineSpy,
 ) -> None:
-    client.force_login(alice)
-    upload(client, meeting, three_phrases)
-    request_transcription(client, meeting)
 
     def fail_once_in_second(call: int) -> None:
         if call == 2:
@@ -390,13 +455,9 @@ def test_an_engine_error_is_retried_and_resumes_after_the_saved_segments(
 def test_a_job_that_keeps_failing_is_given_up_and_marked_failed(
     client: Client,
     meeting: Meeting,
-    alice: User,
-    three_phrases: Path,
+    job: TranscriptionJob,
     engines: EngineSpy,
 ) -> None:
-    client.force_login(alice)
-    upload(client, meeting, three_phrases)
-    request_transcription(client, meeting)
     Job.objects.update(max_attempts=2)
 
     def always_fail(call: int) -> None:
@@ -407,7 +468,7 @@ def test_a_job_that_keeps_failing_is_given_up_and_marked_failed(
         run_once()
         clock.advance(dt.timedelta(minutes=10))
 
-    job = TranscriptionJob.objects.get()
+    job.refresh_from_db()
     assert job.status == TranscriptionJob.Status.FAILED
     assert "管理者に連絡" in job.error
     assert Job.objects.get().status == Job.Status.FAILED
@@ -417,11 +478,8 @@ def test_a_job_that_keeps_failing_is_given_up_and_marked_failed(
 
 
 def test_a_job_whose_worker_dies_every_time_is_given_up(
-    client: Client, meeting: Meeting, alice: User, three_phrases: Path
+    client: Client, meeting: Meeting, job: TranscriptionJob
 ) -> None:
-    client.force_login(alice)
-    upload(client, meeting, three_phrases)
-    request_transcription(client, meeting)
     Job.objects.update(max_attempts=2)
     for name in ("dies-1", "dies-2"):
         assert claim_next(name) is not None  # claimed, then the worker is killed
@@ -430,7 +488,7 @@ def test_a_job_whose_worker_dies_every_time_is_given_up(
     assert run_once("survivor") == 0
 
     assert Job.objects.get().status == Job.Status.FAILED
-    job = TranscriptionJob.objects.get()
+    job.refresh_from_db()
     assert job.status == TranscriptionJob.Status.FAILED
     assert job.error
 
@@ -465,13 +523,9 @@ def test_a_corrupt_file_fails_the_job_at_once_with_a_message(
 def test_an_engine_that_became_unusable_fails_the_job(
     client: Client,
     meeting: Meeting,
-    alice: User,
-    three_phrases: Path,
+    job: TranscriptionJob,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    client.force_login(alice)
-    upload(client, meeting, three_phrases)
-    request_transcription(client, meeting)
     real_status = asr.engine_status
 
     def gone(name: str) -> Any:
@@ -481,17 +535,14 @@ def test_an_engine_that_became_unusable_fails_the_job(
     monkeypatch.setattr(asr, "engine_status", gone)
     run_once()
 
-    job = TranscriptionJob.objects.get()
+    job.refresh_from_db()
     assert job.status == TranscriptionJob.Status.FAILED
     assert "モデルが削除されました" in job.error
 
 
 def test_transcribing_again_asks_before_replacing_and_protects_edited_text(
-    client: Client, meeting: Meeting, alice: User, three_phrases: Path, engines: EngineSpy
+    client: Client, meeting: Meeting, job: TranscriptionJob, alice: User, engines: EngineSpy
 ) -> None:
-    client.force_login(alice)
-    upload(client, meeting, three_phrases)
-    request_transcription(client, meeting)
     run_once()
     first = set(Segment.objects.values_list("pk", flat=True))
     assert len(first) == 3

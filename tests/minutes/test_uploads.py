@@ -11,8 +11,10 @@ from typing import Any
 
 import av
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client, RequestFactory
+from django.core.files.uploadhandler import StopUpload
+from django.test import AsyncRequestFactory, Client, RequestFactory
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from yakuba.audit.models import AuditEntry
@@ -21,6 +23,8 @@ from yakuba.minutes.actions import recordings as recording_actions
 from yakuba.minutes.actions.recordings import RecordingRefused, do_upload_recording
 from yakuba.minutes.models import Meeting, Recording, Speaker
 from yakuba.minutes.uploads import SizeLimitUploadHandler
+from yakuba.minutes.views import recordings as recordings_views
+from yakuba.minutes.views.recordings import recording_audio
 
 from .conftest import speak
 
@@ -122,24 +126,46 @@ def test_it_stores_each_accepted_format(
 
 
 def test_it_refuses_a_file_over_the_limit_and_keeps_nothing(
-    client: Client,
     meeting: Meeting,
     alice: User,
     tmp_path: Path,
     minutes_media: Path,
     settings: SettingsWrapper,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings.MINUTES_MAX_UPLOAD_MB = 1
-    big = silence(tmp_path / "long.wav", 60)  # 2.6 MB
+    big = silence(tmp_path / "long.wav", 60)  # 2.6 MB: over the limit and its allowance
+    # The CSRF check runs as in production: the token, sent before the file as the
+    # page's form does ({% csrf_token %} first), must still be read although the body
+    # is cut off.
+    client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
+    client.get(f"/minutes/{meeting.pk}/")
+    token = client.cookies["csrftoken"].value
+    # The site-wide handler, not the action's own check, refuses it: the file never
+    # reaches the view.
+    monkeypatch.setattr(
+        recordings_views, "do_upload_recording", lambda *a, **k: pytest.fail("file was read")
+    )
+    fields = {"csrfmiddlewaretoken": token, "speaker": "山田"}
+    with big.open("rb") as file:
+        response = client.post(
+            f"/minutes/{meeting.pk}/recordings/upload/", {**fields, "file": file}
+        )
 
-    response = post_file(client, meeting, big)
-
-    assert response.status_code == 400  # type: ignore[attr-defined]
-    assert "ファイルが大きすぎます。1 MB 以下" in response.content.decode()  # type: ignore[attr-defined]
+    assert response.status_code == 400
+    assert "ファイルが大きすぎます。1 MB 以下" in response.content.decode()
     assert not Recording.objects.exists()
     assert stored_files(minutes_media) == []
     assert not AuditEntry.objects.filter(action="minutes.recording_uploaded").exists()
+
+
+def test_the_upload_limit_is_the_first_handler_for_the_whole_site() -> None:
+    from django.conf import settings as django_settings
+
+    assert (
+        django_settings.FILE_UPLOAD_HANDLERS[0] == "yakuba.minutes.uploads.SizeLimitUploadHandler"
+    )
 
 
 def test_the_action_refuses_a_file_over_the_limit(
@@ -155,16 +181,34 @@ def test_the_action_refuses_a_file_over_the_limit(
     assert stored_files(minutes_media) == []
 
 
-def test_the_upload_handler_does_not_read_a_body_declared_too_large(
+def test_the_upload_handler_reads_the_fields_but_not_a_file_declared_too_large(
     alice: User, settings: SettingsWrapper
 ) -> None:
     settings.MINUTES_MAX_UPLOAD_MB = 1
-    body = SimpleUploadedFile("big.wav", b"\0" * (3 * 1024 * 1024))
-    request = RequestFactory().post("/minutes/1/recordings/upload/", {"file": body})
-    request.upload_handlers = [SizeLimitUploadHandler(request), *request.upload_handlers]
+    body = SimpleUploadedFile("big.csv", b"\0" * (3 * 1024 * 1024))
+    # Any upload of the site (a room CSV import here), with the default handlers.
+    request = RequestFactory().post("/rooms/manage/import/", {"encoding": "auto", "file": body})
 
+    assert request.POST["encoding"] == "auto"
     assert len(request.FILES) == 0
     assert request.upload_refused is True  # type: ignore[attr-defined]
+
+
+def test_the_upload_handler_cuts_off_a_body_longer_than_declared(settings: SettingsWrapper) -> None:
+    settings.MINUTES_MAX_UPLOAD_MB = 1
+    handler = SizeLimitUploadHandler(RequestFactory().post("/"))
+    handler.handle_raw_input(None, {}, 1000, "boundary")  # type: ignore[arg-type]
+    handler.new_file("file", "big.wav", "audio/wav", None)
+    chunk = b"\0" * (64 * 1024)
+
+    def send_body() -> None:
+        for start in range(0, 3 * 1024 * 1024, len(chunk)):
+            handler.receive_data_chunk(chunk, start)
+
+    with pytest.raises(StopUpload):
+        send_body()
+    assert handler.request.upload_refused is True  # type: ignore[union-attr]
+    assert handler.received <= 2 * 1024 * 1024 + len(chunk)
 
 
 @pytest.mark.parametrize(
@@ -331,3 +375,35 @@ def test_it_plays_a_recording_with_range_requests(
     assert outside["Content-Range"] == f"bytes */{len(content)}"
     client.force_login(charlie)
     assert client.get(url).status_code == 403
+
+
+def test_it_streams_a_recording_to_an_asgi_server_without_blocking_or_warning(
+    client: Client, meeting: Meeting, alice: User, hello: Path
+) -> None:
+    # Under ASGI a sync iterator is consumed with a warning (an error in the suite: the
+    # editor's browser test plays audio through the ASGI live server).
+    client.force_login(alice)
+    post_file(client, meeting, hello)
+    recording = Recording.objects.get()
+    url = f"/minutes/{meeting.pk}/recordings/{recording.pk}/audio/"
+    content = hello.read_bytes()
+
+    async def collect(response: Any) -> bytes:
+        return b"".join([part async for part in response])
+
+    def play(**headers: str) -> tuple[Any, bytes]:
+        request = AsyncRequestFactory().get(url, headers=headers)
+        request.user = alice
+        response = recording_audio(request, meeting.pk, recording.pk)
+        assert response.is_async  # type: ignore[attr-defined]
+        return response, async_to_sync(collect)(response)
+
+    whole, whole_body = play()
+    span, span_body = play(range="bytes=10-99999999")
+
+    assert whole.status_code == 200
+    assert whole_body == content
+    assert whole["Content-Length"] == str(len(content))
+    assert span.status_code == 206
+    assert span_body == content[10:]
+    assert span["Content-Range"] == f"bytes 10-{len(content) - 1}/{len(content)}"

@@ -15,7 +15,7 @@ from yakuba.lib import clock
 from yakuba.tasks import worker
 from yakuba.tasks.models import Job
 from yakuba.tasks.registry import enqueue, job
-from yakuba.tasks.worker import claim_next, renew_lease, run_once
+from yakuba.tasks.worker import claim_lost, claim_next, renew_lease, run_once
 
 may_end = threading.Event()
 started = threading.Event()
@@ -25,6 +25,19 @@ started = threading.Event()
 def slow_job() -> None:
     started.set()
     may_end.wait(20)
+
+
+noticed: list[bool] = []
+
+
+@job("tests.lease.polite")
+def polite_job() -> None:
+    """Works in steps and stops once another worker took it over."""
+    started.set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not claim_lost():
+        time.sleep(0.02)
+    noticed.append(claim_lost())
 
 
 @pytest.fixture
@@ -38,6 +51,7 @@ def short_lease(monkeypatch: pytest.MonkeyPatch) -> dt.timedelta:
 def _reset() -> None:
     may_end.clear()
     started.clear()
+    noticed.clear()
 
 
 def run_in_thread(name: str) -> threading.Thread:
@@ -97,6 +111,19 @@ def test_a_worker_that_lost_its_claim_stops_renewing(short_lease: dt.timedelta) 
     # The stalled worker's end does not count: the job is the new worker's.
     assert queued.status == Job.Status.RUNNING
     assert queued.claimed_by == "new-worker"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_lost_its_claim_is_told_so_and_may_stop(short_lease: dt.timedelta) -> None:
+    queued = enqueue("tests.lease.polite")
+    began = time.monotonic()
+    thread = run_in_thread("stalled-worker")
+    Job.objects.filter(pk=queued.pk).update(claimed_by="new-worker")
+    thread.join(20)
+
+    assert noticed == [True]
+    assert time.monotonic() - began < 5  # within a beat or two, not the job's 10 s
+    assert claim_lost() is False  # nothing runs in this thread
 
 
 @pytest.mark.django_db

@@ -10,7 +10,9 @@ Every failure becomes an ``LlmError`` with a Japanese message; nothing is retrie
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+
+from yakuba.lib.wareki import ERAS
 
 # What the prompt may carry of the transcript; a longer one is cut (and says so), since
 # local models have small context windows and a 3-hour meeting is ~100,000 characters.
@@ -198,3 +202,47 @@ def parse_output(output: str) -> ParsedSummary:
         decisions=[d for d in sections["決定事項"] if d and d not in ("なし", "特になし")],
         plans=[p for p in sections["今後の予定"] if p and p not in ("なし", "特になし")],
     )
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One 今後の予定 line of the answer, split: 内容, 担当, 期限 (None when the model
+    wrote no date it could be read from; the text then stays in ``task``)."""
+
+    task: str
+    assignee: str
+    due: dt.date | None
+
+
+_PLAN_SEPARATOR = re.compile(r"\s*[／|｜]\s*")
+_ERA_DATE = re.compile(r"(令和|平成)\s*(元|\d{1,2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+_WESTERN_DATE = re.compile(r"(\d{4})\s*[年/\-.]\s*(\d{1,2})\s*[月/\-.]\s*(\d{1,2})\s*日?")
+
+
+def parse_due(text: str) -> dt.date | None:
+    """A date written as 令和7年7月31日, 令和元年…, 2025年7月31日 or 2025-07-31."""
+    text = text.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
+    if found := _ERA_DATE.search(text):
+        era = next(e for e in ERAS if e.name == found[1])
+        year = era.first_year + (0 if found[2] == "元" else int(found[2]) - 1)
+        parts = (year, int(found[3]), int(found[4]))
+    elif found := _WESTERN_DATE.search(text):
+        parts = (int(found[1]), int(found[2]), int(found[3]))
+    else:
+        return None
+    try:
+        return dt.date(*parts)
+    except ValueError:  # 2月30日 and the like: keep the text rather than guess
+        return None
+
+
+def parse_plan(line: str) -> PlanRow:
+    """``内容／担当／期限`` as the prompt asks; fewer fields are tolerated."""
+    fields = [part.strip() for part in _PLAN_SEPARATOR.split(line.strip())]
+    if len(fields) > 3:  # a ／ inside the task itself: the last two are 担当 and 期限
+        fields = ["／".join(fields[:-2]), *fields[-2:]]
+    task, assignee, due_text = [*fields, "", ""][:3]
+    due = parse_due(due_text) if due_text else None
+    if due_text and due is None and due_text not in ("未定", "—", "-"):
+        task = f"{task}（期限：{due_text}）"
+    return PlanRow(task=task, assignee=assignee, due=due)

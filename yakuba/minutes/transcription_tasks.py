@@ -37,6 +37,7 @@ from yakuba.minutes.actions.transcription import JOB_NAME, send_job
 from yakuba.minutes.asr.base import Engine, EngineUnavailable
 from yakuba.minutes.models import Recording, Segment, TranscriptionJob
 from yakuba.tasks.registry import job as register_job
+from yakuba.tasks.worker import claim_lost
 
 log = logging.getLogger(__name__)
 Status = TranscriptionJob.Status
@@ -72,10 +73,14 @@ def transcribe(job_id: int) -> None:
     job = TranscriptionJob.objects.select_related("meeting").filter(pk=job_id).first()
     if job is None or job.status not in TranscriptionJob.ACTIVE:
         return  # deleted, cancelled while queued, or already finished by another worker
+    _start(job)
+    # Read again after starting: a job cancelled while queued, even an instant ago, must
+    # not be planned (its empty segments would stay in the transcript).
     if job.status == Status.CANCELLING:
         _finish_cancelled(job)
         return
-    _start(job)
+    if job.status != Status.RUNNING:
+        return
     try:
         _check_engine(job.engine)
         for recording in job.meeting.recordings.all():
@@ -151,8 +156,11 @@ def _plan(job: TranscriptionJob, recording: Recording) -> None:
     regions = vad.speech_regions(wav)
     offset = recording.offset_ms
     with transaction.atomic():
-        # Checked again inside the transaction: two runs of one job (a lease taken over
-        # while the first still ran) must not plan twice.
+        # Checked again inside the transaction, with the job's row locked: two runs of one
+        # job (a lease taken over while the first still ran) must not plan twice.  On
+        # PostgreSQL both would otherwise see no segments and both insert; SQLite
+        # serialises writers anyway (select_for_update is a no-op there).
+        TranscriptionJob.objects.select_for_update().filter(pk=job.pk).first()
         if Segment.objects.filter(job=job, recording=recording).exists():
             return
         Segment.objects.bulk_create(
@@ -182,7 +190,10 @@ def _count_audio(job: TranscriptionJob) -> None:
 
 def _recognise_all(job: TranscriptionJob, engine: Engine) -> bool:
     """Recognise what is left; False when the job stopped (cancelled, taken over)."""
+    # Taken once per run, not per segment (each lookup is a query): a dictionary change
+    # applies from the next job.
     hotwords: Sequence[str] = wardwords.hotwords() if engine.supports_hotwords else ()
+    correct = _identity if engine.supports_hotwords else wardwords.corrector()
     # Fetched at once (a long meeting has a few thousand segments): SQLite cannot write
     # while a cursor on the same connection is still being read.
     pending = list(
@@ -190,51 +201,82 @@ def _recognise_all(job: TranscriptionJob, engine: Engine) -> bool:
         .select_related("recording")
         .order_by("start_ms", "pk")
     )
+    job.status = _status_of(job)  # cancelled while planning?
     for segment in pending:
-        status = TranscriptionJob.objects.filter(pk=job.pk).values_list("status", flat=True).first()
-        if status == Status.CANCELLING:
-            _finish_cancelled(job)
-            return False
-        if status != Status.RUNNING:
-            return False
-        _recognise_one(job, engine, segment, hotwords)
-    return True
+        # Taken over by another worker (this one stalled past its lease): leave it the rest.
+        if job.status != Status.RUNNING or claim_lost():
+            break
+        heard, confidence, spent = _hear(engine, segment, hotwords)
+        _save_segment(job, segment, engine.name, (correct(heard), heard, confidence), spent)
+    else:
+        return True
+    if job.status == Status.CANCELLING:
+        _finish_cancelled(job)
+    return False
 
 
-def _recognise_one(
-    job: TranscriptionJob, engine: Engine, segment: Segment, hotwords: Sequence[str]
-) -> None:
+def _status_of(job: TranscriptionJob) -> str:
+    """The job's status now (a person may have cancelled it meanwhile)."""
+    return str(TranscriptionJob.objects.filter(pk=job.pk).values_list("status", flat=True).get())
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+def _hear(
+    engine: Engine, segment: Segment, hotwords: Sequence[str]
+) -> tuple[str, float | None, float]:
+    """(text, confidence, engine seconds) of one segment."""
     recording = segment.recording
-    heard, confidence, spent = "", None, 0.0
-    if recording is not None and recording.audio_path:
-        pcm = audio.read_pcm(
-            media_path(recording.audio_path),
-            segment.start_ms - recording.offset_ms,
-            segment.end_ms - recording.offset_ms,
-        )
-        began = time.perf_counter()
-        result = engine.recognise(pcm, hotwords=hotwords)
-        spent = time.perf_counter() - began
-        heard, confidence = result.text.strip(), result.confidence
-    text = heard if engine.supports_hotwords else wardwords.correct(heard)
+    if recording is None or not recording.audio_path:
+        return "", None, 0.0
+    pcm = audio.read_pcm(
+        media_path(recording.audio_path),
+        segment.start_ms - recording.offset_ms,
+        segment.end_ms - recording.offset_ms,
+    )
+    began = time.perf_counter()
+    result = engine.recognise(pcm, hotwords=hotwords)
+    return result.text.strip(), result.confidence, time.perf_counter() - began
+
+
+def _save_segment(
+    job: TranscriptionJob,
+    segment: Segment,
+    engine_name: str,
+    heard: tuple[str, str, float | None],
+    spent: float,
+) -> None:
+    """Save one result with the job's progress and read the job's status (three short
+    queries: this runs once per segment and must stay cheap next to a fast engine), then
+    broadcast both."""
+    text, engine_text, confidence = heard
+    done_ms = segment.end_ms - segment.start_ms
     with transaction.atomic():
         saved = Segment.objects.filter(pk=segment.pk, recognised=False).update(
             text=text,
-            engine_text=heard,
-            engine=engine.name,
+            engine_text=engine_text,
+            engine=engine_name,
             confidence=confidence,
             recognised=True,
         )
+        if saved:
+            TranscriptionJob.objects.filter(pk=job.pk).update(
+                audio_ms_done=F("audio_ms_done") + done_ms,
+                engine_seconds=F("engine_seconds") + spent,
+            )
+        # Read here, after this segment, so that the loop stops before the next one and
+        # the event shows a cancel pressed meanwhile.
+        job.status = _status_of(job)
         if not saved:
             return  # recognised meanwhile by a run that took the job over
-        TranscriptionJob.objects.filter(pk=job.pk).update(
-            audio_ms_done=F("audio_ms_done") + (segment.end_ms - segment.start_ms),
-            engine_seconds=F("engine_seconds") + spent,
-        )
-        segment.text, segment.engine_text, segment.engine = text, heard, engine.name
+        # The same sums in memory, for the event (exact unless two runs overlap).
+        job.audio_ms_done += done_ms
+        job.engine_seconds += spent
+        segment.text, segment.engine_text, segment.engine = text, engine_text, engine_name
         segment.confidence, segment.recognised = confidence, True
         events.send_segments(job.meeting_id, [events.segment_dict(segment)], by=None)
-        job.refresh_from_db()
         send_job(job)
 
 
@@ -255,6 +297,9 @@ def _finish(job: TranscriptionJob) -> None:
         if not TranscriptionJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
             status=Status.DONE, finished_at=clock.now()
         ):
+            # Cancelled while the last segment was recognised: end it as asked, else it
+            # would stay CANCELLING for ever and block the meeting's next job.
+            _finish_cancelled(job)
             return
         job.refresh_from_db()
         audio_seconds = job.audio_ms_done / 1000

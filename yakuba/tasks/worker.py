@@ -91,6 +91,18 @@ def renew_lease(job: Job) -> bool:
     )
 
 
+# The LeaseKeeper of the job running in this thread (see ``claim_lost``).
+_running = threading.local()
+
+
+def claim_lost() -> bool:
+    """Whether the job running in this thread lost its claim: it stalled past its lease
+    and another worker took it over.  A long job checks between steps and stops, so that
+    two workers do not do the same work side by side (noticed within ``LEASE / 3``)."""
+    keeper: LeaseKeeper | None = getattr(_running, "keeper", None)
+    return keeper is not None and keeper.lost.is_set()
+
+
 class LeaseKeeper:
     """Renews a running job's lease from a daemon thread every ``LEASE / 3`` until
     stopped.  A thread, not a check inside the job, because a job spends long stretches
@@ -98,16 +110,19 @@ class LeaseKeeper:
 
     def __init__(self, job: Job) -> None:
         self.job = job
+        self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"yakuba-lease-{job.pk}", daemon=True
         )
 
     def __enter__(self) -> LeaseKeeper:
+        _running.keeper = self
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        _running.keeper = None
         self._stop.set()
         self._thread.join(timeout=30)
 
@@ -124,6 +139,7 @@ class LeaseKeeper:
                     continue
                 if not held:
                     log.warning("job %s: lease lost to another worker", self.job)
+                    self.lost.set()
                     return
         finally:
             # This thread's own connection (each thread has one).

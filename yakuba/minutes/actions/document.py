@@ -237,8 +237,9 @@ def do_summarise(
     minutes: Minutes, *, user: User, method: str, revision: int | None = None
 ) -> Minutes:
     """Write the 要点筆記 by ``method`` ("extractive" or "llm") and switch the minutes to
-    it.  決定事項 candidates fill 決定事項 only when it is empty (never overwrite what
-    people wrote).  The LLM is asked before the transaction (it may take minutes; no
+    it.  決定事項 candidates fill 決定事項 only when it is empty, and the LLM's
+    今後の予定 fill the plans only when there are none (never overwrite what people
+    wrote).  The LLM is asked before the transaction (it may take minutes; no
     lock is held meanwhile), and its failure changes nothing."""
     meeting = minutes.meeting
     if method not in (Minutes.SummaryMethod.EXTRACTIVE, Minutes.SummaryMethod.LLM):
@@ -251,21 +252,12 @@ def do_summarise(
             "要約する発言がありません。先に文字起こしをしてください。", "no transcript to summarise"
         )
     result: llm.LlmResult | None = None
+    plans: list[llm.PlanRow] = []
     if method == Minutes.SummaryMethod.LLM:
-        doc = export.build_document(meeting, minutes)
-        transcript = "\n".join(f"{speaker or '発言者'}：{text}" for text, _, speaker in lines)
-        messages = llm.build_messages(
-            title=meeting.title,
-            date_text=doc.date_text,
-            agenda=list(doc.agenda),
-            transcript=transcript,
-        )
-        try:
-            result = llm.complete(messages)
-        except llm.LlmError as exc:
-            raise MinutesError(exc.message, exc.english) from exc
+        result = _ask_llm(meeting, lines)
         parsed = llm.parse_output(result.output)
         text, candidates = parsed.summary, parsed.decisions
+        plans = [llm.parse_plan(line) for line in parsed.plans]
     else:
         made = summary.summarise(lines, meeting.agenda_items())
         text, candidates = made.text(), made.decisions
@@ -288,6 +280,7 @@ def do_summarise(
             )
             fields += ["llm_prompt", "llm_output", "llm_model"]
         _touch(minutes, fields)
+        plans_proposed = _propose_plans(minutes, plans)
         record(
             AuditAction.MINUTES_SUMMARISED,
             actor=user,
@@ -298,10 +291,45 @@ def do_summarise(
                 "revision": minutes.revision,
                 "summary_chars": len(minutes.summary),
                 "decisions_proposed": "decisions" in fields,
+                "plans_proposed": plans_proposed,
             },
         )
         _notify_page(minutes, user)
     return minutes
+
+
+def _ask_llm(meeting: Meeting, lines: list[tuple[str, int, str]]) -> llm.LlmResult:
+    """The ward LLM's answer for ``meeting``; an ``LlmError`` becomes a ``MinutesError``."""
+    transcript = "\n".join(f"{speaker or '発言者'}：{text}" for text, _, speaker in lines)
+    messages = llm.build_messages(
+        title=meeting.title,
+        date_text=export.date_span(meeting.starts_at, meeting.ends_at),
+        agenda=meeting.agenda_items(),
+        transcript=transcript,
+    )
+    try:
+        return llm.complete(messages)
+    except llm.LlmError as exc:
+        raise MinutesError(exc.message, exc.english) from exc
+
+
+def _propose_plans(minutes: Minutes, plans: Sequence[llm.PlanRow]) -> int:
+    """今後の予定 from the LLM's answer, only when the minutes have none yet (never
+    overwrite what people wrote).  Returns how many were added."""
+    rows = [plan for plan in plans if plan.task][:MAX_ACTION_ITEMS]
+    if not rows or minutes.action_items.exists():
+        return 0
+    ActionItem.objects.bulk_create(
+        ActionItem(
+            minutes=minutes,
+            task=plan.task[:300],
+            assignee=plan.assignee[:100],
+            due_date=plan.due,
+            sort_order=index,
+        )
+        for index, plan in enumerate(rows)
+    )
+    return len(rows)
 
 
 # --- approval flow ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ version is shown beside the form), 400 for bad input.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -268,6 +269,24 @@ def _posted_revision(request: HttpRequest) -> int | None:
 # --- the page and its edits ---------------------------------------------------------------
 
 
+def _action_items(
+    rows: list[dict[str, Any]], people: list[tuple[int, str]]
+) -> list[ActionItemInput]:
+    """The 今後の予定 rows of a valid formset, with the chosen staff fetched at once
+    (the choices admit only ``people``, so each chosen pk is one of them)."""
+    users = User.objects.in_bulk([pk for pk, _label in people])
+    return [
+        ActionItemInput(
+            task=row.get("task") or "",
+            assignee=row.get("assignee") or "",
+            assignee_user=users.get(row["assignee_user"]) if row.get("assignee_user") else None,
+            due_date=row.get("due_date"),
+        )
+        for row in rows
+        if row and not row.get("DELETE")
+    ]
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def document(request: HttpRequest, meeting_id: int) -> HttpResponse:
@@ -275,24 +294,12 @@ def document(request: HttpRequest, meeting_id: int) -> HttpResponse:
         return _page(request, access_meeting(request.user, meeting_id))
     meeting = access_meeting_for_edit(request.user, meeting_id)
     form = MinutesForm(request.POST)
-    items = ActionItemFormSet(
-        request.POST, prefix="items", form_kwargs={"people": _people(meeting)}
-    )
+    people = _people(meeting)
+    items = ActionItemFormSet(request.POST, prefix="items", form_kwargs={"people": people})
     if not (form.is_valid() and items.is_valid()):
         error = _("入力内容を確かめてください。")
         return _page(request, meeting, status=400, form=form, items=items, error=error)
-    people = {pk: pk for pk, _label in _people(meeting)}
-    users = User.objects.in_bulk(list(people))
-    rows = [
-        ActionItemInput(
-            task=row.get("task") or "",
-            assignee=row.get("assignee") or "",
-            assignee_user=users.get(row["assignee_user"]) if row.get("assignee_user") else None,
-            due_date=row.get("due_date"),
-        )
-        for row in items.cleaned_data
-        if row and not row.get("DELETE")
-    ]
+    rows = _action_items(items.cleaned_data, people)
     data = form.cleaned_data
     try:
         do_save_minutes(
@@ -317,24 +324,43 @@ def document(request: HttpRequest, meeting_id: int) -> HttpResponse:
     return redirect("minutes:document", meeting_id=meeting.pk)
 
 
+def _step(
+    request: HttpRequest,
+    meeting: Meeting,
+    run: Callable[[], object],
+    *,
+    done: str,
+    typed: dict[str, str] | None = None,
+) -> HttpResponse:
+    """Run one action of the page and redirect with ``done``; a refusal re-renders the
+    page with its message, what was typed (``typed``) and, when someone else changed the
+    minutes first, their version."""
+    try:
+        run()
+    except StaleMinutes as exc:
+        return _refused(request, meeting, exc, stale=exc.current, typed=typed)
+    except MinutesError as exc:
+        return _refused(request, meeting, exc, typed=typed)
+    messages.success(request, done)
+    return redirect("minutes:document", meeting_id=meeting.pk)
+
+
 @login_required
 @require_POST
 def summarise(request: HttpRequest, meeting_id: int) -> HttpResponse:
     meeting = access_meeting_for_edit(request.user, meeting_id)
     method = request.POST.get("method", "")
-    try:
-        do_summarise(
+
+    def run() -> Minutes:
+        return do_summarise(
             current_minutes(meeting),
             user=_user(request),
             method=method,
             revision=_posted_revision(request),
         )
-    except StaleMinutes as exc:
-        return _refused(request, meeting, exc, stale=exc.current)
-    except MinutesError as exc:
-        return _refused(request, meeting, exc)
-    messages.success(request, _("要点を作成しました。内容を確かめて、必要なら修正してください。"))
-    return redirect("minutes:document", meeting_id=meeting.pk)
+
+    done = _("要点を作成しました。内容を確かめて、必要なら修正してください。")
+    return _step(request, meeting, run, done=done)
 
 
 def _comment(request: HttpRequest) -> str:
@@ -347,45 +373,49 @@ def _comment(request: HttpRequest) -> str:
 def request_review(request: HttpRequest, meeting_id: int) -> HttpResponse:
     meeting = access_meeting_for_edit(request.user, meeting_id)
     comment = _comment(request)
-    try:
-        do_request_review(
+
+    def run() -> Minutes:
+        return do_request_review(
             current_minutes(meeting),
             user=_user(request),
             comment=comment,
             revision=_posted_revision(request),
         )
-    except StaleMinutes as exc:
-        return _refused(request, meeting, exc, stale=exc.current, typed={"review": comment})
-    except MinutesError as exc:
-        return _refused(request, meeting, exc, typed={"review": comment})
-    messages.success(request, _("確認を依頼しました。"))
-    return redirect("minutes:document", meeting_id=meeting.pk)
+
+    return _step(request, meeting, run, done=_("確認を依頼しました。"), typed={"review": comment})
+
+
+def _decide(
+    request: HttpRequest,
+    meeting_id: int,
+    action: Callable[..., Minutes],
+    *,
+    done: str,
+    key: str,
+) -> HttpResponse:
+    """An approver's step on minutes under review (``do_approve_minutes`` or
+    ``do_return_minutes``), with the comment typed in the box named ``key``."""
+    meeting = access_meeting_for_approval(request.user, meeting_id)
+    comment = _comment(request)
+
+    def run() -> Minutes:
+        return action(current_minutes(meeting), user=_user(request), comment=comment)
+
+    return _step(request, meeting, run, done=done, typed={key: comment})
 
 
 @login_required
 @require_POST
 def return_minutes(request: HttpRequest, meeting_id: int) -> HttpResponse:
-    meeting = access_meeting_for_approval(request.user, meeting_id)
-    comment = _comment(request)
-    try:
-        do_return_minutes(current_minutes(meeting), user=_user(request), comment=comment)
-    except MinutesError as exc:
-        return _refused(request, meeting, exc, typed={"return": comment})
-    messages.success(request, _("議事録を差し戻しました。"))
-    return redirect("minutes:document", meeting_id=meeting.pk)
+    done = _("議事録を差し戻しました。")
+    return _decide(request, meeting_id, do_return_minutes, done=done, key="return")
 
 
 @login_required
 @require_POST
 def approve_minutes(request: HttpRequest, meeting_id: int) -> HttpResponse:
-    meeting = access_meeting_for_approval(request.user, meeting_id)
-    comment = _comment(request)
-    try:
-        do_approve_minutes(current_minutes(meeting), user=_user(request), comment=comment)
-    except MinutesError as exc:
-        return _refused(request, meeting, exc, typed={"approve": comment})
-    messages.success(request, _("議事録を承認しました。"))
-    return redirect("minutes:document", meeting_id=meeting.pk)
+    done = _("議事録を承認しました。")
+    return _decide(request, meeting_id, do_approve_minutes, done=done, key="approve")
 
 
 @login_required
@@ -397,12 +427,11 @@ def comment_minutes(request: HttpRequest, meeting_id: int) -> HttpResponse:
         # Readers who may neither edit nor approve (auditors, the 所属's staff) only read.
         meeting = access_meeting_for_edit(user, meeting_id)
     text = _comment(request)
-    try:
-        do_comment_minutes(current_minutes(meeting), user=user, text=text)
-    except MinutesError as exc:
-        return _refused(request, meeting, exc, typed={"comment": text})
-    messages.success(request, _("コメントを投稿しました。"))
-    return redirect("minutes:document", meeting_id=meeting.pk)
+
+    def run() -> object:
+        return do_comment_minutes(current_minutes(meeting), user=user, text=text)
+
+    return _step(request, meeting, run, done=_("コメントを投稿しました。"), typed={"comment": text})
 
 
 # --- downloads ------------------------------------------------------------------------------

@@ -9,16 +9,16 @@ success redirects to the meeting's overview with a message.
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
-from typing import IO
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.handlers.asgi import ASGIRequest
 from django.http import (
-    FileResponse,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
@@ -29,7 +29,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
-from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST, require_safe
 
 from yakuba.directory.models import User
@@ -49,7 +48,6 @@ from yakuba.minutes.actions.transcription import (
     job_dict,
 )
 from yakuba.minutes.models import Meeting, Recording, TranscriptionJob
-from yakuba.minutes.uploads import SizeLimitUploadHandler, declared_too_large
 
 CHUNK_BYTES = 64 * 1024
 RANGE_PATTERN = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -114,23 +112,14 @@ def _offset_ms(raw: str) -> int:
 # --- upload and delete -------------------------------------------------------------------
 
 
-@csrf_exempt  # checked below, once the size is known to be acceptable (see _upload)
 @login_required
 @require_POST
 def upload(request: HttpRequest, meeting_id: int) -> HttpResponse:
-    """Refuses a body that is too large before reading it: the CSRF check would read
-    the whole body first (the token is a form field), so it runs after this check."""
+    """A body over the limit is cut off by ``SizeLimitUploadHandler`` (first in
+    ``FILE_UPLOAD_HANDLERS``): the fields before the file, the CSRF token among them,
+    arrive, the file does not, and ``request.upload_refused`` says why."""
     user = _user(request)
     meeting = access_meeting_for_edit(user, meeting_id)
-    if declared_too_large(request):
-        return _refused(request, meeting, too_large())
-    if not hasattr(request, "_files"):  # else a middleware parsed the body already
-        request.upload_handlers = [SizeLimitUploadHandler(request), *request.upload_handlers]
-    return _upload(request, meeting, user)
-
-
-@csrf_protect
-def _upload(request: HttpRequest, meeting: Meeting, user: User) -> HttpResponse:
     uploaded = request.FILES.get("file")
     if getattr(request, "upload_refused", False):
         return _refused(request, meeting, too_large())
@@ -211,18 +200,35 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     return first, min(last, size - 1)
 
 
-def _read_span(file: IO[bytes], first: int, length: int) -> Iterator[bytes]:
-    try:
+def _read_span(path: Path, first: int, length: int) -> Generator[bytes, None, None]:
+    with path.open("rb") as file:
         file.seek(first)
         left = length
-        while left > 0:
-            chunk = file.read(min(CHUNK_BYTES, left))
-            if not chunk:
-                break
+        while left > 0 and (chunk := file.read(min(CHUNK_BYTES, left))):
             left -= len(chunk)
             yield chunk
+
+
+async def _aread_span(path: Path, first: int, length: int) -> AsyncIterator[bytes]:
+    """``_read_span`` for an ASGI server: it consumes a sync iterator only with a
+    warning, and each read runs in a thread so that the event loop never waits on disk."""
+    chunks = _read_span(path, first, length)
+    try:
+        while (chunk := await asyncio.to_thread(next, chunks, b"")) != b"":
+            yield chunk
     finally:
-        file.close()
+        chunks.close()
+
+
+def _streamed(request: HttpRequest, path: Path, first: int, length: int) -> StreamingHttpResponse:
+    content = (
+        _aread_span(path, first, length)
+        if isinstance(request, ASGIRequest)
+        else _read_span(path, first, length)
+    )
+    response = StreamingHttpResponse(content)
+    response["Content-Length"] = str(length)
+    return response
 
 
 @login_required
@@ -237,24 +243,18 @@ def recording_audio(request: HttpRequest, meeting_id: int, recording_id: int) ->
             _("録音ファイルが見つかりません。"), status=404, content_type="text/plain"
         )
     size = file_path.stat().st_size
-    response: HttpResponseBase
     try:
         span = _byte_range(request.headers.get("Range", ""), size)
     except Unsatisfiable:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        return response
-    if span is None:
-        response = FileResponse(file_path.open("rb"), content_type=content_type)
-    else:
-        first, last = span
-        response = StreamingHttpResponse(
-            _read_span(file_path.open("rb"), first, last - first + 1),
-            status=206,
-            content_type=content_type,
-        )
-        response["Content-Length"] = str(last - first + 1)
+        refused = HttpResponse(status=416)
+        refused["Content-Range"] = f"bytes */{size}"
+        return refused
+    first, last = span if span is not None else (0, size - 1)
+    response = _streamed(request, file_path, first, last - first + 1)
+    if span is not None:
+        response.status_code = 206
         response["Content-Range"] = f"bytes {first}-{last}/{size}"
+    response["Content-Type"] = content_type
     response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "private, max-age=3600"
     return response
