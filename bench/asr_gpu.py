@@ -32,7 +32,7 @@ def without_pyav() -> None:
         sys.modules["av"] = types.ModuleType("av")
 
 
-def read_samples(path: Path):  # type: ignore[no-untyped-def]
+def read_samples(path: Path):
     import numpy as np
 
     with wave.open(str(path), "rb") as wav:
@@ -69,7 +69,7 @@ def main() -> None:
     model = WhisperModel(args.model, device=args.device, compute_type=args.compute_type)
     load_s = time.perf_counter() - started
 
-    def recognise(samples) -> str:  # type: ignore[no-untyped-def]
+    def recognise(samples) -> str:
         segments, _info = model.transcribe(
             samples,
             language=args.language,

@@ -101,7 +101,11 @@ def current_minutes(meeting: Meeting) -> Minutes:
 
 def _locked(minutes: Minutes) -> Minutes:
     """The minutes row, locked until the transaction ends (on SQLite the IMMEDIATE
-    transaction already holds the write lock).  Must run inside ``transaction.atomic()``."""
+    transaction already holds the write lock).  Must run inside ``transaction.atomic()``.
+    Minutes never saved (a page shows an unsaved draft) are made first, so that a step
+    on them is answered by the state rules, never by a missing row."""
+    if minutes.pk is None:
+        minutes = minutes_for(minutes.meeting)
     return Minutes.objects.select_for_update().select_related("meeting").get(pk=minutes.pk)
 
 
@@ -177,7 +181,7 @@ def do_save_minutes(
             f"今後の予定は{MAX_ACTION_ITEMS}件までです。", f"more than {MAX_ACTION_ITEMS} items"
         )
     with transaction.atomic():
-        minutes = _locked(minutes_for(minutes.meeting) if minutes.pk is None else minutes)
+        minutes = _locked(minutes)
         _expect(minutes, Minutes.Status.DRAFT)
         _check_revision(minutes, revision)
         fields = ["style", "summary", "decisions"]
@@ -366,7 +370,7 @@ def do_request_review(
     """作成中 → 確認依頼; the approvers (organiser, 所属長) are told."""
     comment = _clean_comment(comment)
     with transaction.atomic():
-        minutes = _locked(minutes_for(minutes.meeting) if minutes.pk is None else minutes)
+        minutes = _locked(minutes)
         _expect(minutes, Minutes.Status.DRAFT)
         _check_revision(minutes, revision)
         minutes.status = Minutes.Status.REVIEW
@@ -478,7 +482,7 @@ def do_comment_minutes(minutes: Minutes, *, user: User, text: str) -> MinutesCom
     if not text:
         raise MinutesError("コメントを入力してください。", "empty comment")
     with transaction.atomic():
-        minutes = _locked(minutes_for(minutes.meeting) if minutes.pk is None else minutes)
+        minutes = _locked(minutes)
         comment = MinutesComment.objects.create(minutes=minutes, author=user, text=text)
         record(
             AuditAction.MINUTES_COMMENTED,

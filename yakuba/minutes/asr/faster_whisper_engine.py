@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from django.utils.translation import gettext as _
 
 from yakuba.minutes.asr.base import EngineStatus, EngineUnavailable, Recognition
 
-# Before faster_whisper (and with it huggingface_hub) is imported anywhere in this process.
-os.environ["HF_HUB_OFFLINE"] = "1"
+# huggingface_hub, imported with faster_whisper, never downloads: yakuba/settings.py sets
+# HF_HUB_OFFLINE=1 before any app is loaded.
 
 NAME = "faster-whisper"
 # model.bin holds the weights, config.json the architecture, tokenizer.json the
