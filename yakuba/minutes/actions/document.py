@@ -104,7 +104,7 @@ def _locked(minutes: Minutes) -> Minutes:
     transaction already holds the write lock).  Must run inside ``transaction.atomic()``.
     Minutes never saved (a page shows an unsaved draft) are made first, so that a step
     on them is answered by the state rules, never by a missing row."""
-    if minutes.pk is None:
+    if minutes._state.adding:
         minutes = minutes_for(minutes.meeting)
     return Minutes.objects.select_for_update().select_related("meeting").get(pk=minutes.pk)
 
