@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 SAMPLE_RATE = 16_000
 SAMPLE_WIDTH = 2  # bytes: signed 16-bit little-endian
 BYTES_PER_SECOND = SAMPLE_RATE * SAMPLE_WIDTH
+
+
+def samples_float32(pcm: bytes) -> Any:
+    """``pcm`` (s16le) as float32 samples in [-1, 1), what the Whisper engines take."""
+    import numpy as np
+
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
 
 
 class EngineUnavailable(RuntimeError):

@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from yakuba.minutes.asr.base import EngineStatus, EngineUnavailable, Recognition
+from yakuba.minutes.asr.base import EngineStatus, EngineUnavailable, Recognition, samples_float32
 
 # huggingface_hub, imported with faster_whisper, never downloads: yakuba/settings.py sets
 # HF_HUB_OFFLINE=1 before any app is loaded.
@@ -168,7 +167,7 @@ class FasterWhisperEngine:
     def recognise(self, pcm: bytes, *, hotwords: Sequence[str] = ()) -> Recognition:
         if not pcm:
             return Recognition("")
-        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        audio = samples_float32(pcm)
         segments, _info = self._model.transcribe(
             audio,
             language=self.language,

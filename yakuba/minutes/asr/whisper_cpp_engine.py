@@ -20,7 +20,13 @@ import numpy as np
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from yakuba.minutes.asr.base import SAMPLE_RATE, EngineStatus, EngineUnavailable, Recognition
+from yakuba.minutes.asr.base import (
+    SAMPLE_RATE,
+    EngineStatus,
+    EngineUnavailable,
+    Recognition,
+    samples_float32,
+)
 
 NAME = "whisper.cpp"
 # GGML_FILE_MAGIC 0x67676d6c as written by whisper.cpp's converters (little-endian),
@@ -214,7 +220,7 @@ class WhisperCppEngine:
     def recognise(self, pcm: bytes, *, hotwords: Sequence[str] = ()) -> Recognition:
         if not pcm:
             return Recognition("")
-        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        audio = samples_float32(pcm)
         if audio.size < _MIN_SAMPLES:
             audio = np.pad(audio, (0, _MIN_SAMPLES - audio.size))
         # pywhispercpp keeps parameters between calls: always pass the prompt, even empty.
