@@ -161,6 +161,10 @@ def test_the_pdf_embeds_its_font_and_holds_the_text(
     meeting: Meeting, alice: User, bob: User, japanese_font: None
 ) -> None:
     add_transcript(meeting)
+    # A 今後の予定 table too: its headings must not ask the one-face font for bold.
+    ActionItem.objects.create(
+        minutes=minutes_for(meeting), task="試行部署の選定", assignee="総務課"
+    )
     minutes = do_request_review(minutes_for(meeting), user=bob)
     do_approve_minutes(minutes, user=alice)
 
@@ -178,6 +182,7 @@ def test_the_pdf_embeds_its_font_and_holds_the_text(
         "1. 文書保存年限の見直し",
         "青木：それでは会議を始めます。",
         "決定事項",
+        "試行部署の選定",
         "青木 愛 承認",
     ):
         assert expected in text, expected

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fpdf.fonts import FontFace
+
 from yakuba.lib import clock
 from yakuba.lib.wareki import WEEKDAYS_JA, wareki
 from yakuba.minutes.models import Meeting, Minutes, Segment
@@ -446,7 +448,11 @@ def minutes_pdf(meeting: Meeting) -> bytes:
         pdf.multi_cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
     _pdf_heading(pdf, "今後の予定")
     if doc.plans:
-        with pdf.table(col_widths=(100, 40, 30), text_align="LEFT") as table:
+        # The embedded Japanese font has one face: headings must not ask for bold.
+        plain_headings = FontFace(emphasis="", fill_color=(235, 235, 235))
+        with pdf.table(
+            col_widths=(100, 40, 30), text_align="LEFT", headings_style=plain_headings
+        ) as table:
             header = table.row()
             for text in ("内容", "担当", "期限"):
                 header.cell(text)
