@@ -187,6 +187,10 @@ from yakuba.rooms.api import router as rooms_router  # noqa: E402  (after the co
 
 api.add_router("/rooms/", rooms_router)
 
+from yakuba.chat.api import router as chat_router  # noqa: E402  (after the core routes)
+
+api.add_router("/chat/", chat_router)
+
 
 def _with_json_405(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Ninja answers a wrong method with a plain-text 405; this answers it in the one

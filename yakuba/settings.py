@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "yakuba.mail",
     "yakuba.rooms",
     "yakuba.minutes",
+    "yakuba.chat",
     "yakuba.web",
 ]
 
@@ -406,6 +407,35 @@ MINUTES_LLM_URL = env.str("YAKUBA_MINUTES_LLM_URL", "").rstrip("/")
 MINUTES_LLM_MODEL = env.str("YAKUBA_MINUTES_LLM_MODEL", "")
 MINUTES_LLM_API_KEY = env.str("YAKUBA_MINUTES_LLM_API_KEY", "")
 MINUTES_LLM_TIMEOUT_SECONDS = env.int("YAKUBA_MINUTES_LLM_TIMEOUT_SECONDS", 120, minimum=1)
+
+# --- Chat ---------------------------------------------------------------------------------
+
+# Attachments and their thumbnails live here (every download is permission-checked).
+CHAT_MEDIA_DIR = Path(env.str("YAKUBA_CHAT_MEDIA_DIR", str(VAR_DIR / "chat")))
+CHAT_MAX_ATTACHMENT_MB = env.int("YAKUBA_CHAT_MAX_ATTACHMENT_MB", 50, minimum=1)
+# A command run on every uploaded file before anyone can download it, with {path}
+# replaced by the file's path: exit 0 clean, 1 infected, anything else an error (e.g.
+# "clamdscan --no-summary {path}").  Empty: files are not scanned.
+CHAT_SCAN_COMMAND = env.str("YAKUBA_CHAT_SCAN_COMMAND", "")
+# Days messages are kept where a conversation sets nothing; 0 keeps them forever.
+CHAT_RETENTION_DAYS = env.int("YAKUBA_CHAT_RETENTION_DAYS", 0, minimum=0)
+# Longest message, in characters.
+CHAT_MESSAGE_MAX_CHARS = env.int("YAKUBA_CHAT_MESSAGE_MAX_CHARS", 10000, minimum=100)
+# New conversations with more members than this start with 既読 off.
+CHAT_READ_RECEIPTS_MAX_MEMBERS = env.int("YAKUBA_CHAT_READ_RECEIPTS_MAX_MEMBERS", 100, minimum=2)
+# A mention that would notify more people than this asks the sender to confirm.
+CHAT_MENTION_CONFIRM_OVER = env.int("YAKUBA_CHAT_MENTION_CONFIRM_OVER", 50, minimum=1)
+# Minutes after which an unread mention is e-mailed; 0 turns mention e-mail off.
+CHAT_MENTION_EMAIL_DELAY_MINUTES = env.int("YAKUBA_CHAT_MENTION_EMAIL_DELAY_MINUTES", 0, minimum=0)
+# Presence: minutes without input before 離席, and how often changes are sent out.
+CHAT_PRESENCE_IDLE_MINUTES = env.int("YAKUBA_CHAT_PRESENCE_IDLE_MINUTES", 10, minimum=1)
+CHAT_PRESENCE_BATCH_SECONDS = env.int("YAKUBA_CHAT_PRESENCE_BATCH_SECONDS", 2, minimum=1)
+# Integrations: requests per minute per webhook or bot, and the largest webhook body.
+CHAT_WEBHOOK_RATE_PER_MINUTE = env.int("YAKUBA_CHAT_WEBHOOK_RATE_PER_MINUTE", 60, minimum=1)
+CHAT_WEBHOOK_MAX_BYTES = env.int("YAKUBA_CHAT_WEBHOOK_MAX_BYTES", 65536, minimum=1024)
+CHAT_OUTGOING_WEBHOOK_TIMEOUT_SECONDS = env.int(
+    "YAKUBA_CHAT_OUTGOING_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1
+)
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

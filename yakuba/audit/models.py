@@ -106,6 +106,26 @@ class AuditAction(models.TextChoices):
     MINUTES_APPROVED = "minutes.approved", _("議事録の承認")
     MINUTES_COMMENTED = "minutes.commented", _("議事録へのコメント")
     MINUTES_EXPORTED = "minutes.exported", _("議事録の出力")
+    # Chat.  Sending, reacting and reading are not audited one by one: the message table
+    # is itself the record (edits and deletions keep the old text), and an audit row per
+    # chat message would double the write load of the busiest feature.
+    CHAT_CONVERSATION_CREATED = "chat.conversation_created", _("チャンネル・会話の作成")
+    CHAT_CONVERSATION_CHANGED = "chat.conversation_changed", _("チャンネル設定の変更")
+    CHAT_MEMBERS_CHANGED = "chat.members_changed", _("チャンネル参加者の変更")
+    CHAT_ARCHIVED = "chat.archived", _("チャンネルのアーカイブ")
+    CHAT_UNARCHIVED = "chat.unarchived", _("チャンネルのアーカイブ解除")
+    CHAT_MESSAGE_EDITED = "chat.message_edited", _("メッセージの編集")
+    CHAT_MESSAGE_DELETED = "chat.message_deleted", _("メッセージの削除")
+    CHAT_MESSAGE_PINNED = "chat.message_pinned", _("メッセージのピン留め")
+    CHAT_MESSAGE_UNPINNED = "chat.message_unpinned", _("メッセージのピン留め解除")
+    CHAT_FILE_BLOCKED = "chat.file_blocked", _("添付ファイルの検疫")
+    CHAT_WEBHOOK_CREATED = "chat.webhook_created", _("Webhookの作成")
+    CHAT_WEBHOOK_REVOKED = "chat.webhook_revoked", _("Webhookの失効")
+    CHAT_BOT_CHANGED = "chat.bot_changed", _("ボットの設定")
+    CHAT_RETENTION_CHANGED = "chat.retention_changed", _("メッセージ保存期間の変更")
+    CHAT_LEGAL_HOLD_CHANGED = "chat.legal_hold_changed", _("訴訟ホールドの変更")
+    CHAT_MESSAGES_PURGED = "chat.messages_purged", _("保存期間経過メッセージの削除")
+    CHAT_EXPORTED = "chat.exported", _("メッセージの開示用出力")
     # The audit log itself
     AUDIT_CHECKPOINT = "audit.checkpoint", _("チェックポイント作成")
     AUDIT_EXPORTED = "audit.exported", _("監査ログ出力")

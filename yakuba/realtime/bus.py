@@ -61,6 +61,9 @@ class Subscriber(Protocol):
     def deliver_topic(self, topic: str, event: dict[str, Any]) -> None:
         """Queue one event of a topic this subscriber watches (``topics``)."""
 
+    def deliver_live(self, frame: str) -> None:
+        """Queue one live frame (``send_live_on_commit``), already serialised."""
+
 
 class LocalSockets:
     """The sockets of this process, by user and by watched topic."""
@@ -110,6 +113,22 @@ class LocalSockets:
         with self._lock:
             return sum(len(sockets) for sockets in self._by_user.values())
 
+    def dispatch_live(self, event: dict[str, Any], user_ids: list[int]) -> None:
+        """Hand a live event to the local sockets of ``user_ids``, serialised once for
+        all of them (a chat message to a 50-member channel is one ``json.dumps``)."""
+        with self._lock:
+            targets = [s for user_id in user_ids for s in self._by_user.get(user_id, ())]
+        if not targets:
+            return
+        frame = json.dumps({"op": "live", "event": event}, ensure_ascii=False)
+        for subscriber in targets:
+            subscriber.deliver_live(frame)
+
+    def user_ids(self) -> list[int]:
+        """The users with at least one socket in this process."""
+        with self._lock:
+            return list(self._by_user)
+
     def dispatch(self, event: dict[str, Any], deliveries: Deliveries) -> None:
         """Hand ``event`` to the local sockets of each recipient."""
         with self._lock:
@@ -151,9 +170,13 @@ local_sockets = LocalSockets()
 
 def dispatch_message(message: dict[str, Any]) -> None:
     """Hand one bus message to this process's sockets: a topic event
-    ``{"topic", "event"}`` or a stream event ``{"event", "deliveries"}``."""
+    ``{"topic", "event"}``, a live event ``{"live", "users"}`` or a stream event
+    ``{"event", "deliveries"}``."""
     if "topic" in message:
         local_sockets.dispatch_topic(str(message["topic"]), dict(message["event"]))
+        return
+    if "live" in message:
+        local_sockets.dispatch_live(dict(message["live"]), [int(u) for u in message["users"]])
         return
     deliveries = [(int(u), int(e)) for u, e in message["deliveries"]]
     local_sockets.dispatch(message["event"], deliveries)
@@ -481,6 +504,20 @@ def publish(event: dict[str, Any], deliveries: Deliveries) -> None:
         get_bus().publish({"event": event, "deliveries": deliveries})
     except Exception:
         log.exception("real-time bus: publish failed; clients catch up from the database")
+
+
+def publish_live(event: dict[str, Any], user_ids: list[int]) -> None:
+    """Deliver a live (not persisted) event to every process's sockets of ``user_ids``.
+    Called after commit; never raises for a bus failure (the owning app's resync covers
+    a lost one)."""
+    if not user_ids:
+        return
+    metrics.inc("yakuba_realtime_live_published_total")
+    metrics.inc("yakuba_realtime_live_deliveries_published_total", len(user_ids))
+    try:
+        get_bus().publish({"live": event, "users": user_ids})
+    except Exception:
+        log.exception("real-time bus: live publish failed; clients resync")
 
 
 def healthy(timeout: float = 1.0) -> bool:

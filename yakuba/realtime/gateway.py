@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from yakuba.lib import clock
-from yakuba.realtime import auth, bus, metrics, topics
+from yakuba.realtime import auth, bus, metrics, ops, topics
 from yakuba.realtime.auth import Principal
 from yakuba.realtime.models import EventStream, UserEvent
 
@@ -132,13 +132,17 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
     async def connect(self) -> None:
         self.state = ConnectionState()
         self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue()
+        # Stream events (id, event), live frames (pre-serialised text) and catch-up
+        # orders (None), in the order they came: one writer keeps them in order.
+        self.queue: asyncio.Queue[tuple[int, Any] | str | None] = asyncio.Queue()
+        self.live_dropped = False
         self.last_sent = 0
         self.head_at_start = 0
         self.unanswered_pings = 0
         self.send_lock = asyncio.Lock()
         self.tasks: list[asyncio.Task[None]] = []
         self.registered = False
+        self.announced = False  # ops.socket_ready ran; socket_closed must run too
         self.watched: set[str] = set()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         principal = await in_db_thread(auth.authenticate)(self.scope.get("headers", []), query)
@@ -171,6 +175,14 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
             await self.hello(frame.get("last_event_id"))
         elif op in {"watch", "unwatch"} and self.state.value is State.READY:
             await self.watch(op, frame.get("topic"))
+        elif (handler := ops.handler_for(str(op))) and self.state.value is State.READY:
+            try:
+                reply = await in_db_thread(handler)(self.user_id, frame)
+            except Exception:
+                log.exception("op %s of user %s failed", op, self.user_id)
+                reply = {"op": "error", "code": "failed", "got": str(op)[:40]}
+            if reply is not None:
+                await self.send_frame(reply)
         else:
             await self.send_frame({"op": "error", "code": "unexpected", "got": str(op)[:40]})
 
@@ -207,10 +219,21 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
         self.last_sent = start.head if after is None else after
         await self.forward(start, replayed=True)
         await self.send_frame({"op": "ready", "last_event_id": self.last_sent})
+        self.announced = True
+        try:
+            await in_db_thread(ops.socket_ready)(self.user_id)
+        except Exception:  # presence is swept later; the stream must go on
+            log.exception("socket-ready hooks failed for user %s", self.user_id)
         while self.state.value is State.READY:
             item = await self.queue.get()
             if item is None:
                 await self.fill_gap()
+                if self.live_dropped:
+                    # Live frames are not in the stream: tell the client to resync them.
+                    self.live_dropped = False
+                    await self.send_frame({"op": "live_gap"})
+            elif isinstance(item, str):
+                await self.send_text(item)
             else:
                 await self.forward_live(*item)
 
@@ -328,16 +351,22 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
     def catch_up(self) -> None:
         self._call_soon(self._enqueue, None)
 
+    def deliver_live(self, frame: str) -> None:
+        self._call_soon(self._enqueue, frame)
+
     def _call_soon(self, function: Callable[..., None], *args: Any) -> None:
         # A RuntimeError means the server's loop is gone, and the socket with it.
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(function, *args)
 
-    def _enqueue(self, item: tuple[int, Any] | None) -> None:
+    def _enqueue(self, item: tuple[int, Any] | str | None) -> None:
         if self.queue.qsize() >= QUEUE_LIMIT:
             # A client this slow reads the rest from the database when it gets there.
             while not self.queue.empty():
-                self.queue.get_nowait()
+                if isinstance(self.queue.get_nowait(), str):
+                    self.live_dropped = True
+            if isinstance(item, str):
+                self.live_dropped = True
             item = None
         self.queue.put_nowait(item)
 
@@ -364,11 +393,14 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
             await self.send_frame({"op": "ping"})
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send_text(json.dumps(frame, ensure_ascii=False))
+
+    async def send_text(self, text: str) -> None:
         if self.state.value is State.CLOSED:
             return
         try:
             async with self.send_lock:
-                await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+                await self.send(text_data=text)
         except OSError:
             await self.shut(None)  # the client went away mid-send
 
@@ -383,5 +415,11 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
         for task in self.tasks:
             if task is not current:
                 task.cancel()
+        if self.announced:
+            self.announced = False
+            try:
+                await in_db_thread(ops.socket_closed)(self.user_id)
+            except Exception:  # presence is swept later; the close must go on
+                log.exception("socket-closed hooks failed for user %s", self.user_id)
         if code is not None:
             await self.close(code=code)

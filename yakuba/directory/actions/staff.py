@@ -24,6 +24,7 @@ from yakuba.audit.record import Actor, record
 from yakuba.directory import csv_io
 from yakuba.directory.actions.auth import do_deactivate_user, do_reactivate_user
 from yakuba.directory.csv_io import DepartmentRecord, StaffRecord, TransferRecord
+from yakuba.directory.signals import memberships_changed
 from yakuba.directory.models import (
     ConcurrentPost,
     Department,
@@ -54,9 +55,11 @@ MEMBERSHIP_FIELDS = {"department", "concurrent_posts", "status"}
 
 
 def notify_memberships_changed(user_ids: Sequence[int]) -> None:
-    """Tell people whose 所属, 兼務 or 在職状況 changed, after commit, so that department
-    channels and open pages refresh their membership."""
+    """Tell whoever follows the directory that these people's 所属, 兼務 or 在職状況
+    changed: receivers of ``signals.memberships_changed`` now, in the caller's transaction
+    (所属 chat channels), and the people themselves after commit (open pages refresh)."""
     if user_ids:
+        memberships_changed.send(sender=StaffProfile, user_ids=list(user_ids))
         send_event_on_commit({"type": "directory", "op": "memberships_changed"}, list(user_ids))
 
 
@@ -185,6 +188,7 @@ def do_create_staff(
             email=email,
         )
         RoleGrant.objects.create(user=user, role=Role.STAFF)
+        notify_memberships_changed([user.pk])
         record(
             AuditAction.STAFF_CREATED,
             actor=acting_user,
@@ -481,9 +485,8 @@ def sync_staff(records: Sequence[StaffRecord], *, acting_user: Acting | None) ->
     for staff_id, code in ConcurrentPost.objects.values_list("staff_id", "department__code"):
         posts[staff_id].add(code)
     fresh = [r for r in records if r.employee_number not in existing]
-    _create_staff_in_bulk(fresh, departments)
+    moved = _create_staff_in_bulk(fresh, departments)
     result.created = [r.employee_number for r in fresh]
-    moved = []
     for rec in records:
         staff = existing.get(rec.employee_number)
         if staff is None:
@@ -501,7 +504,8 @@ def sync_staff(records: Sequence[StaffRecord], *, acting_user: Acting | None) ->
 
 def _create_staff_in_bulk(
     records: Sequence[StaffRecord], departments: dict[str, Department]
-) -> None:
+) -> list[int]:
+    """Create the people of ``records``; returns their user ids."""
     now = clock.now()
     users = [
         User(
@@ -546,6 +550,7 @@ def _create_staff_in_bulk(
     RoleGrant.objects.bulk_create(
         [RoleGrant(user=user, role=Role.STAFF, granted_at=now) for user in users], batch_size=500
     )
+    return [user.pk for user in users]
 
 
 def _retired_on(rec: StaffRecord) -> dt.date | None:
@@ -790,9 +795,10 @@ def do_apply_transfer_batch(batch_id: int, *, acting_user: Acting | None) -> boo
             target=batch,
             details={"effective_on": batch.effective_on.isoformat(), "transfers": details},
         )
+        moved = [t.staff.user_id for t in transfers]
+        memberships_changed.send(sender=StaffProfile, user_ids=moved)
         send_event_on_commit(
-            {"type": "directory", "op": "transfers_applied", "batch_id": batch.pk},
-            [t.staff.user_id for t in transfers],
+            {"type": "directory", "op": "transfers_applied", "batch_id": batch.pk}, moved
         )
     return True
 

@@ -1,0 +1,1 @@
+"""System checks of the chat settings (ids chat.W4xx)."""

@@ -1,0 +1,1 @@
+"""Chat's background jobs (owned by helpers)."""
