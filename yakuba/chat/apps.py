@@ -7,5 +7,13 @@ class ChatConfig(AppConfig):
     verbose_name = _("チャット")
 
     def ready(self) -> None:
-        # Topics, directory hooks, checks and periodic jobs register themselves on import.
-        from yakuba.chat import checks, events, membership, tasks  # noqa: F401
+        # Topics, ops, directory hooks, checks and periodic jobs register on import.
+        from yakuba.chat import (  # noqa: F401
+            checks,
+            events,
+            membership,
+            notifications,
+            presence,
+            retention,
+            webhooks,
+        )

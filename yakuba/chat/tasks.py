@@ -1,1 +1,0 @@
-"""Chat's background jobs (owned by helpers)."""

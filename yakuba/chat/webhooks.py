@@ -1,0 +1,1 @@
+"""(skeleton: written by its owner)"""
