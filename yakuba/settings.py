@@ -337,6 +337,11 @@ SITE_URL = env.str("YAKUBA_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # collection needs the face index (0 = Noto Sans CJK JP in Debian's fonts-noto-cjk).
 PDF_FONT = env.str("YAKUBA_PDF_FONT", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 PDF_FONT_INDEX = env.int("YAKUBA_PDF_FONT_INDEX", 0)
+# Japanese font embedded in Word documents (yakuba/lib/docx_font.py): a Mincho-like serif
+# face, as municipal documents use (0 = Noto Serif CJK JP).  Missing: the .docx names
+# 游明朝 and embeds nothing (the terminal's own Mincho is used).
+DOCX_FONT = env.str("YAKUBA_DOCX_FONT", "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc")
+DOCX_FONT_INDEX = env.int("YAKUBA_DOCX_FONT_INDEX", 0)
 
 # --- Meeting rooms (会議室) -----------------------------------------------------------
 

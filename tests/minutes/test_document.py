@@ -85,6 +85,9 @@ class Watcher:
     def deliver_topic(self, topic: str, event: dict[str, Any]) -> None:
         self.events.append(event)
 
+    def deliver_live(self, frame: str) -> None:
+        pass
+
 
 @pytest.fixture
 def watcher(meeting: Meeting) -> Iterator[Watcher]:

@@ -1,5 +1,5 @@
 """The .docx and PDF of the minutes: opened again, they hold the header fields, the
-transcript or the summary, 決定事項 and 今後の予定; the PDF embeds its Japanese font;
+transcript or the summary, 決定事項 and 今後の予定; both embed their Japanese font;
 downloads are for readers only and are audited."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import uuid
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,9 @@ import pytest
 from django.test import Client
 from docx import Document
 from docx.oxml.ns import qn
+from fontTools.ttLib import TTFont
+from lxml import etree
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from yakuba.audit.models import AuditEntry
 from yakuba.directory.models import User
@@ -127,8 +132,64 @@ def test_the_docx_holds_the_header_and_the_transcript(
     assert height is not None
     assert (round(width.mm), round(height.mm)) == (210, 297)  # A4
     fonts = word.styles["Normal"].element.rPr.rFonts
-    assert fonts.get(qn("w:eastAsia")) == "游明朝"
+    assert fonts.get(qn("w:eastAsia")) == "Noto Serif CJK JP"
     assert fonts.get(qn("w:eastAsiaTheme")) is None
+
+
+def embedded_font(content: bytes) -> tuple[str, TTFont]:
+    """The family named in fontTable.xml with an embedded regular face, and that face
+    de-obfuscated with its key (ECMA-376 §17.8.1) and parsed."""
+    w = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+    r = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+    with zipfile.ZipFile(io.BytesIO(content)) as package:
+        table = etree.fromstring(package.read("word/fontTable.xml"))
+        embeds = table.findall(f"{w}font/{w}embedRegular")
+        assert len(embeds) == 1
+        embed = embeds[0]
+        rels = etree.fromstring(package.read("word/_rels/fontTable.xml.rels"))
+        (target,) = [rel.get("Target") for rel in rels if rel.get("Id") == embed.get(f"{r}id")]
+        obfuscated = package.read(f"word/{target}")
+        types = package.read("[Content_Types].xml").decode()
+        settings_xml = package.read("word/settings.xml").decode()
+    assert 'Extension="odttf"' in types
+    assert "embedTrueTypeFonts" in settings_xml
+    key = uuid.UUID(embed.get(f"{w}fontKey"))
+    secret = bytes.fromhex(key.hex)[::-1]
+    plain = bytes(b ^ secret[i % 16] for i, b in enumerate(obfuscated[:32])) + obfuscated[32:]
+    family = embed.getparent().get(f"{w}name")
+    return family, TTFont(io.BytesIO(plain))
+
+
+def test_the_docx_embeds_its_japanese_font_with_every_character_it_uses(
+    meeting: Meeting, alice: User
+) -> None:
+    add_transcript(meeting)
+
+    content = minutes_docx(meeting)
+
+    family, font = embedded_font(content)
+    assert family == "Noto Serif CJK JP"
+    assert font["name"].getBestFamilyName() == family
+    assert "glyf" in font  # TrueType outlines: the only kind Word embeds
+    assert font["OS/2"].fsType & 0x2 == 0  # embedding not restricted
+    covered = font.getBestCmap()
+    missing = {ch for ch in docx_text(content) if not ch.isspace() and ord(ch) not in covered}
+    assert not missing
+    # A subset, not the whole 20 MB collection.
+    assert len(zipfile.ZipFile(io.BytesIO(content)).read("word/fonts/font1.odttf")) < 400_000
+
+
+def test_without_the_font_the_docx_names_yu_mincho_and_embeds_nothing(
+    meeting: Meeting, settings: SettingsWrapper, tmp_path: Path
+) -> None:
+    settings.DOCX_FONT = str(tmp_path / "missing.ttc")
+
+    content = minutes_docx(meeting)
+
+    word = Document(io.BytesIO(content))
+    fonts = word.styles["Normal"].element.rPr.rFonts
+    assert fonts.get(qn("w:eastAsia")) == "游明朝"
+    assert "word/fonts/font1.odttf" not in zipfile.ZipFile(io.BytesIO(content)).namelist()
 
 
 def test_the_docx_of_a_summary_has_topics_decisions_and_the_plan_table(

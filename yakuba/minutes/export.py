@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from fpdf.fonts import FontFace
 
-from yakuba.lib import clock
+from yakuba.lib import clock, docx_font
 from yakuba.lib.wareki import WEEKDAYS_JA, wareki
 from yakuba.minutes.models import Meeting, Minutes, Segment
 
@@ -37,13 +40,15 @@ if TYPE_CHECKING:
     from yakuba.directory.models import User
     from yakuba.lib.pdf import JapanesePDF
 
+log = logging.getLogger(__name__)
+
 UNKNOWN_SPEAKER = "発言者不明"
 GUEST_DEPARTMENT = "区外"
-# The face Word uses for Japanese text (w:eastAsia) and, for one look, Latin text too.
-# 游明朝 ships with Windows 8.1 and later and with Office; a terminal without it (older
-# Windows, LibreOffice) substitutes its own Mincho face (MS 明朝, IPAex明朝), so the
-# layout stays close.  rFonts names one face only: there is no fallback list to write.
-DOCX_FONT = "游明朝"
+# The face Word uses for Japanese text (w:eastAsia) and, for one look, Latin text too,
+# when no font is configured to embed (settings.DOCX_FONT): 游明朝 ships with Windows 8.1
+# and later and with Office; a terminal without it (older Windows, LibreOffice)
+# substitutes its own Mincho face (MS 明朝, IPAex明朝), so the layout stays close.
+FALLBACK_DOCX_FONT = "游明朝"
 
 
 @dataclass(frozen=True)
@@ -312,18 +317,20 @@ def minutes_docx(meeting: Meeting) -> bytes:
     from docx.shared import Mm
 
     doc = build_document(meeting)
+    font = _embeddable_font()
+    family = font[2] if font else FALLBACK_DOCX_FONT
     word = Document()
     section = word.sections[0]
     section.page_width, section.page_height = Mm(210), Mm(297)
     for side in ("left_margin", "right_margin", "top_margin", "bottom_margin"):
         setattr(section, side, Mm(20))
-    _docx_fonts(word)
+    _docx_fonts(word, family)
     word.core_properties.title = doc.heading
     word.core_properties.language = "ja-JP"
 
     title = word.add_paragraph(style="Title")
     title.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    _east_asian(title.add_run(doc.heading))
+    _east_asian(title.add_run(doc.heading), family)
 
     table = word.add_table(rows=0, cols=2)
     table.style = "Table Grid"
@@ -333,7 +340,7 @@ def minutes_docx(meeting: Meeting) -> bytes:
         cells[0].text = label
         cells[1].text = value
 
-    _docx_heading(word, f"議事（{doc.style_label}）")
+    _docx_heading(word, f"議事（{doc.style_label}）", family)
     if doc.style == Minutes.Style.VERBATIM:
         for utterance in doc.utterances:
             paragraph = word.add_paragraph()
@@ -343,19 +350,19 @@ def minutes_docx(meeting: Meeting) -> bytes:
     else:
         for topic in doc.topics:
             if topic.title:
-                _docx_heading(word, f"■{topic.title}", level=2)
+                _docx_heading(word, f"■{topic.title}", family, level=2)
             for point in topic.points:
                 word.add_paragraph(f"・{point}")
     if _body_empty(doc):
         word.add_paragraph(body_lines(doc)[0])
 
-    _docx_heading(word, "決定事項")
+    _docx_heading(word, "決定事項", family)
     for number, decision in enumerate(doc.decisions, 1):
         word.add_paragraph(f"{number}. {decision}")
     if not doc.decisions:
         word.add_paragraph("なし")
 
-    _docx_heading(word, "今後の予定")
+    _docx_heading(word, "今後の予定", family)
     if doc.plans:
         plans = word.add_table(rows=1, cols=3)
         plans.style = "Table Grid"
@@ -371,14 +378,30 @@ def minutes_docx(meeting: Meeting) -> bytes:
         closing.alignment = WD_ALIGN_PARAGRAPH.RIGHT
     out = io.BytesIO()
     word.save(out)
-    return out.getvalue()
+    if font is None:
+        return out.getvalue()
+    path, index, family = font
+    return docx_font.embed_font(out.getvalue(), family=family, path=path, index=index)
 
 
-def _docx_heading(word: DocxDocument, text: str, *, level: int = 1) -> None:
-    _east_asian(word.add_heading(level=level).add_run(text))
+def _embeddable_font() -> tuple[Path, int, str] | None:
+    """The configured .docx font (path, face index, family name), or None when there is
+    none to embed (the document then names 游明朝)."""
+    path = Path(settings.DOCX_FONT) if settings.DOCX_FONT else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return path, settings.DOCX_FONT_INDEX, docx_font.family_name(path, settings.DOCX_FONT_INDEX)
+    except Exception:  # fontTools raises many kinds on a bad file
+        log.warning("the .docx font %s cannot be read; embedding nothing", path, exc_info=True)
+        return None
 
 
-def _docx_fonts(word: DocxDocument) -> None:
+def _docx_heading(word: DocxDocument, text: str, family: str, *, level: int = 1) -> None:
+    _east_asian(word.add_heading(level=level).add_run(text), family)
+
+
+def _docx_fonts(word: DocxDocument, family: str) -> None:
     """Set the Japanese face on the styles the document uses."""
     from docx.shared import Pt
 
@@ -387,11 +410,11 @@ def _docx_fonts(word: DocxDocument) -> None:
             style = word.styles[name]
         except KeyError:
             continue
-        _east_asian(style)
+        _east_asian(style, family)
     word.styles["Normal"].font.size = Pt(10.5)
 
 
-def _east_asian(target: BaseStyle | Run) -> None:
+def _east_asian(target: BaseStyle | Run, family: str) -> None:
     """Name the font for East Asian text (w:eastAsia), which ``font.name`` alone does
     not: Word would fall back to the theme's face.  The theme attributes are removed
     because Word prefers them over the named faces."""
@@ -403,7 +426,7 @@ def _east_asian(target: BaseStyle | Run) -> None:
     for attribute in ("w:asciiTheme", "w:hAnsiTheme", "w:eastAsiaTheme", "w:cstheme"):
         fonts.attrib.pop(qn(attribute), None)
     for attribute in ("w:ascii", "w:hAnsi", "w:eastAsia"):
-        fonts.set(qn(attribute), DOCX_FONT)
+        fonts.set(qn(attribute), family)
 
 
 # --- PDF ----------------------------------------------------------------------------------

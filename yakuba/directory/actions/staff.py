@@ -24,7 +24,6 @@ from yakuba.audit.record import Actor, record
 from yakuba.directory import csv_io
 from yakuba.directory.actions.auth import do_deactivate_user, do_reactivate_user
 from yakuba.directory.csv_io import DepartmentRecord, StaffRecord, TransferRecord
-from yakuba.directory.signals import memberships_changed
 from yakuba.directory.models import (
     ConcurrentPost,
     Department,
@@ -36,6 +35,7 @@ from yakuba.directory.models import (
     TransferBatch,
     User,
 )
+from yakuba.directory.signals import memberships_changed
 from yakuba.lib import clock
 from yakuba.realtime.send import send_event_on_commit
 
