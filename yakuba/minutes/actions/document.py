@@ -266,7 +266,7 @@ def do_summarise(
         made = summary.summarise(lines, meeting.agenda_items())
         text, candidates = made.text(), made.decisions
     with transaction.atomic():
-        minutes = _locked(minutes_for(meeting) if minutes.pk is None else minutes)
+        minutes = _locked(minutes)
         _expect(minutes, Minutes.Status.DRAFT)
         _check_revision(minutes, revision)
         minutes.summary = text[:MAX_SUMMARY_CHARS]

@@ -30,7 +30,6 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from yakuba.directory.csv_io import CsvExportError, CsvRejected
 from yakuba.directory.models import User
 from yakuba.minutes import events
 from yakuba.minutes.access import (
@@ -55,6 +54,7 @@ from yakuba.minutes.actions.editor import (
     speaker_dict,
 )
 from yakuba.minutes.models import DictionaryEntry, Meeting, Recording, Segment, Speaker
+from yakuba.web.csv_pages import csv_download, csv_import_page
 
 MAX_CSV_BYTES = 2 * 1024 * 1024
 View = Callable[..., HttpResponse]
@@ -306,141 +306,125 @@ def _edit_answer(
         return _refused(request, meeting, exc.message)
 
 
-@login_required
-@require_POST
-@json_errors
-def edit_text(request: HttpRequest, meeting_id: int, segment_id: int) -> HttpResponse:
-    meeting = access_meeting_for_edit(request.user, meeting_id)
-    assert isinstance(request.user, User)
-    user = request.user
+EditView = Callable[..., HttpResponse]
 
-    def run() -> HttpResponse:
-        segment = _segment(meeting, segment_id)
-        data = payload(request)
-        text = str_field(data, "text")
-        assert text is not None
-        result = do_edit_segment(
-            segment,
-            user=user,
-            text=text,
-            base_revision=int_field(data, "base_revision") or 0,
-            base_text=str_field(data, "base_text", required=False),
-        )
-        current = events.segment_dict(result.segment)
-        if not wants_json(request):
-            if result.ok:
-                messages.success(request, _("保存しました。"))
-            else:
-                messages.error(
-                    request,
-                    _("他の人が同じ箇所を変更したため保存できませんでした。現在の文章: %(text)s")
-                    % {"text": result.segment.text},
-                )
-            return _back(request, meeting, f"#segment-{segment.pk}")
-        if not result.ok:
-            return JsonResponse(
-                {
-                    "error": _(
-                        "他の人が同じ箇所を変更しました。あなたの文章は入力欄に残してあります。"
-                        "相手の文章と見比べて直してから、もう一度保存してください。"
-                    ),
-                    "status": "conflict",
-                    "segment": current,
-                    "conflicts": [
-                        {"base": c.base, "mine": c.mine, "theirs": c.theirs}
-                        for c in result.conflicts
-                    ],
-                },
-                status=409,
+
+def transcript_change(view: EditView) -> View:
+    """A POST that changes a meeting's transcript or speakers: signed in, allowed to edit
+    the meeting, refusals answered as JSON (or a message on the page).  ``view`` gets the
+    request, the meeting, the user and the URL's other arguments."""
+
+    @login_required
+    @require_POST
+    @json_errors
+    @wraps(view)
+    def wrapper(request: HttpRequest, meeting_id: int, **kwargs: Any) -> HttpResponse:
+        meeting = access_meeting_for_edit(request.user, meeting_id)
+        user = request.user
+        assert isinstance(user, User)
+        return _edit_answer(request, meeting, lambda: view(request, meeting, user, **kwargs))
+
+    return wrapper
+
+
+@transcript_change
+def edit_text(request: HttpRequest, meeting: Meeting, user: User, segment_id: int) -> HttpResponse:
+    segment = _segment(meeting, segment_id)
+    data = payload(request)
+    text = str_field(data, "text")
+    assert text is not None
+    result = do_edit_segment(
+        segment,
+        user=user,
+        text=text,
+        base_revision=int_field(data, "base_revision") or 0,
+        base_text=str_field(data, "base_text", required=False),
+    )
+    current = events.segment_dict(result.segment)
+    if not wants_json(request):
+        if result.ok:
+            messages.success(request, _("保存しました。"))
+        else:
+            messages.error(
+                request,
+                _("他の人が同じ箇所を変更したため保存できませんでした。現在の文章: %(text)s")
+                % {"text": result.segment.text},
             )
-        return JsonResponse({"status": result.status, "segment": current})
+        return _back(request, meeting, f"#segment-{segment.pk}")
+    if not result.ok:
+        return JsonResponse(
+            {
+                "error": _(
+                    "他の人が同じ箇所を変更しました。あなたの文章は入力欄に残してあります。"
+                    "相手の文章と見比べて直してから、もう一度保存してください。"
+                ),
+                "status": "conflict",
+                "segment": current,
+                "conflicts": [
+                    {"base": c.base, "mine": c.mine, "theirs": c.theirs} for c in result.conflicts
+                ],
+            },
+            status=409,
+        )
+    return JsonResponse({"status": result.status, "segment": current})
 
-    return _edit_answer(request, meeting, run)
 
-
-@login_required
-@require_POST
-@json_errors
-def merge(request: HttpRequest, meeting_id: int, segment_id: int) -> HttpResponse:
+@transcript_change
+def merge(request: HttpRequest, meeting: Meeting, user: User, segment_id: int) -> HttpResponse:
     """Merge a segment with the next one (``with``: the next segment's id as the page
     showed it; by default the next one in time)."""
-    meeting = access_meeting_for_edit(request.user, meeting_id)
-    assert isinstance(request.user, User)
-    user = request.user
-
-    def run() -> HttpResponse:
-        first = _segment(meeting, segment_id)
-        data = payload(request)
-        other_id = int_field(data, "with", required=False)
-        if other_id is None:
-            second = (
-                Segment.objects.filter(meeting=meeting)
-                .filter(
-                    Q(start_ms__gt=first.start_ms) | Q(start_ms=first.start_ms, pk__gt=first.pk)
-                )
-                .order_by("start_ms", "pk")
-                .first()
-            )
-            if second is None:
-                raise BadInput(_("この後に結合できる発言がありません。"))
-        else:
-            second = _segment(meeting, other_id)
-        kept = do_merge_segments(first, second, user=user)
-        removed = second.pk if kept.pk == first.pk else first.pk
-        if not wants_json(request):
-            messages.success(request, _("発言を結合しました。"))
-            return _back(request, meeting, f"#segment-{kept.pk}")
-        return JsonResponse({"segment": events.segment_dict(kept), "removed": [removed]})
-
-    return _edit_answer(request, meeting, run)
-
-
-@login_required
-@require_POST
-@json_errors
-def split(request: HttpRequest, meeting_id: int, segment_id: int) -> HttpResponse:
-    meeting = access_meeting_for_edit(request.user, meeting_id)
-    assert isinstance(request.user, User)
-    user = request.user
-
-    def run() -> HttpResponse:
-        segment = _segment(meeting, segment_id)
-        data = payload(request)
-        at_char = int_field(data, "at_char")
-        assert at_char is not None
-        first, second = do_split_segment(
-            segment,
-            user=user,
-            at_char=at_char,
-            at_ms=int_field(data, "at_ms", required=False),
-            base_revision=int_field(data, "base_revision", required=False),
+    first = _segment(meeting, segment_id)
+    data = payload(request)
+    other_id = int_field(data, "with", required=False)
+    if other_id is None:
+        second = (
+            Segment.objects.filter(meeting=meeting)
+            .filter(Q(start_ms__gt=first.start_ms) | Q(start_ms=first.start_ms, pk__gt=first.pk))
+            .order_by("start_ms", "pk")
+            .first()
         )
-        if not wants_json(request):
-            messages.success(request, _("発言を分割しました。"))
-            return _back(request, meeting, f"#segment-{first.pk}")
-        return JsonResponse({"segments": [events.segment_dict(first), events.segment_dict(second)]})
+        if second is None:
+            raise BadInput(_("この後に結合できる発言がありません。"))
+    else:
+        second = _segment(meeting, other_id)
+    kept = do_merge_segments(first, second, user=user)
+    removed = second.pk if kept.pk == first.pk else first.pk
+    if not wants_json(request):
+        messages.success(request, _("発言を結合しました。"))
+        return _back(request, meeting, f"#segment-{kept.pk}")
+    return JsonResponse({"segment": events.segment_dict(kept), "removed": [removed]})
 
-    return _edit_answer(request, meeting, run)
+
+@transcript_change
+def split(request: HttpRequest, meeting: Meeting, user: User, segment_id: int) -> HttpResponse:
+    segment = _segment(meeting, segment_id)
+    data = payload(request)
+    at_char = int_field(data, "at_char")
+    assert at_char is not None
+    first, second = do_split_segment(
+        segment,
+        user=user,
+        at_char=at_char,
+        at_ms=int_field(data, "at_ms", required=False),
+        base_revision=int_field(data, "base_revision", required=False),
+    )
+    if not wants_json(request):
+        messages.success(request, _("発言を分割しました。"))
+        return _back(request, meeting, f"#segment-{first.pk}")
+    return JsonResponse({"segments": [events.segment_dict(first), events.segment_dict(second)]})
 
 
-@login_required
-@require_POST
-@json_errors
-def set_speaker(request: HttpRequest, meeting_id: int, segment_id: int) -> HttpResponse:
-    meeting = access_meeting_for_edit(request.user, meeting_id)
-    assert isinstance(request.user, User)
-    user = request.user
-
-    def run() -> HttpResponse:
-        segment = _segment(meeting, segment_id)
-        speaker = _speaker(meeting, int_field(payload(request), "speaker_id", required=False))
-        segment = do_set_segment_speaker(segment, user=user, speaker=speaker)
-        if not wants_json(request):
-            messages.success(request, _("話者を変更しました。"))
-            return _back(request, meeting, f"#segment-{segment.pk}")
-        return JsonResponse({"segment": events.segment_dict(segment)})
-
-    return _edit_answer(request, meeting, run)
+@transcript_change
+def set_speaker(
+    request: HttpRequest, meeting: Meeting, user: User, segment_id: int
+) -> HttpResponse:
+    segment = _segment(meeting, segment_id)
+    speaker = _speaker(meeting, int_field(payload(request), "speaker_id", required=False))
+    segment = do_set_segment_speaker(segment, user=user, speaker=speaker)
+    if not wants_json(request):
+        messages.success(request, _("話者を変更しました。"))
+        return _back(request, meeting, f"#segment-{segment.pk}")
+    return JsonResponse({"segment": events.segment_dict(segment)})
 
 
 @login_required
@@ -474,33 +458,26 @@ def speakers(request: HttpRequest, meeting_id: int) -> HttpResponse:
     return _edit_answer(request, meeting, run)
 
 
-@login_required
-@require_POST
-@json_errors
-def rename_speaker(request: HttpRequest, meeting_id: int, speaker_id: int) -> HttpResponse:
+@transcript_change
+def rename_speaker(
+    request: HttpRequest, meeting: Meeting, user: User, speaker_id: int
+) -> HttpResponse:
     """Rename a speaker (``label``) and link it to a staff member (``user_id``; empty
     unlinks)."""
-    meeting = access_meeting_for_edit(request.user, meeting_id)
-    assert isinstance(request.user, User)
-    user = request.user
-
-    def run() -> HttpResponse:
-        speaker = Speaker.objects.filter(meeting=meeting, pk=speaker_id).first()
-        if speaker is None:
-            raise Http404(_("話者が見つかりません。"))
-        data = payload(request)
-        kwargs: dict[str, Any] = {}
-        if "user_id" in data:
-            kwargs["staff"] = _staff(int_field(data, "user_id", required=False))
-        speaker = do_rename_speaker(
-            speaker, user=user, label=str_field(data, "label", required=False) or "", **kwargs
-        )
-        if not wants_json(request):
-            messages.success(request, _("話者名を変更しました。"))
-            return _back(request, meeting, "#speakers")
-        return JsonResponse({"speaker": speaker_dict(speaker)})
-
-    return _edit_answer(request, meeting, run)
+    speaker = Speaker.objects.filter(meeting=meeting, pk=speaker_id).first()
+    if speaker is None:
+        raise Http404(_("話者が見つかりません。"))
+    data = payload(request)
+    kwargs: dict[str, Any] = {}
+    if "user_id" in data:
+        kwargs["staff"] = _staff(int_field(data, "user_id", required=False))
+    speaker = do_rename_speaker(
+        speaker, user=user, label=str_field(data, "label", required=False) or "", **kwargs
+    )
+    if not wants_json(request):
+        messages.success(request, _("話者名を変更しました。"))
+        return _back(request, meeting, "#speakers")
+    return JsonResponse({"speaker": speaker_dict(speaker)})
 
 
 # --- The ward dictionary -------------------------------------------------------------------
@@ -629,60 +606,30 @@ def dictionary_delete(request: HttpRequest, entry_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def dictionary_import(request: HttpRequest) -> HttpResponse:
     access_dictionary_management(request.user)
-    assert isinstance(request.user, User)
-    context: dict[str, Any] = {
-        "encoding": request.POST.get("encoding", "auto"),
-        "errors": [],
-        "columns": dictionary_actions.COLUMNS,
-        "active_nav": "minutes",
-    }
-    if request.method != "POST":
-        return render(request, "minutes/editor/dictionary_import.html", context)
-    upload = request.FILES.get("file")
-    if upload is None:
-        context["errors"] = [_("CSVファイルを選んでください。")]
-        return render(request, "minutes/editor/dictionary_import.html", context, status=400)
-    data = upload.read(MAX_CSV_BYTES + 1)
-    if len(data) > MAX_CSV_BYTES:
-        context["errors"] = [_("CSVファイルが大きすぎます（2MBまで）。")]
-        return render(request, "minutes/editor/dictionary_import.html", context, status=400)
-    try:
-        result = dictionary_actions.check_import_dictionary(
-            data, user=request.user, encoding=context["encoding"]
-        )
-    except CsvRejected as exc:
-        context["errors"] = [str(error) for error in exc.errors]
-        context["rejected"] = True
-        return render(request, "minutes/editor/dictionary_import.html", context, status=400)
-    except ValueError as exc:  # an encoding we do not read
-        context["errors"] = [str(exc)]
-        return render(request, "minutes/editor/dictionary_import.html", context, status=400)
-    messages.success(
+    user = request.user
+    assert isinstance(user, User)
+    return csv_import_page(
         request,
-        _("取り込みました: 新規 %(created)d 件、更新 %(changed)d 件、変更なし %(unchanged)d 件")
-        % {
-            "created": len(result.created),
-            "changed": len(result.changed),
-            "unchanged": len(result.unchanged),
-        },
+        template="minutes/editor/dictionary_import.html",
+        context={"columns": dictionary_actions.COLUMNS, "active_nav": "minutes"},
+        run_import=lambda data, encoding: dictionary_actions.check_import_dictionary(
+            data, user=user, encoding=encoding
+        ),
+        max_bytes=MAX_CSV_BYTES,
+        done_url=reverse("minutes:dictionary"),
     )
-    return redirect("minutes:dictionary")
 
 
 @login_required
 @require_GET
 def dictionary_export(request: HttpRequest) -> HttpResponse:
     access_dictionary_management(request.user)
-    encoding = "cp932" if request.GET.get("encoding") == "cp932" else "utf-8-sig"
-    try:
-        data = dictionary_actions.export_dictionary(encoding)
-    except CsvExportError as exc:
-        messages.error(request, str(exc))
-        return redirect("minutes:dictionary_import")
-    charset = "shift_jis" if encoding == "cp932" else "utf-8"
-    response = HttpResponse(data, content_type=f"text/csv; charset={charset}")
-    response["Content-Disposition"] = 'attachment; filename="ward-dictionary.csv"'
-    return response
+    return csv_download(
+        request,
+        export=dictionary_actions.export_dictionary,
+        filename="ward-dictionary.csv",
+        error_url=reverse("minutes:dictionary_import"),
+    )
 
 
 urlpatterns: list[URLPattern] = [

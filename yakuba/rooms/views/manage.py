@@ -13,12 +13,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.files.uploadedfile import UploadedFile
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from yakuba.directory.csv_io import CsvExportError, CsvRejected
 from yakuba.directory.models import Department, User
 from yakuba.rooms import csv_io
 from yakuba.rooms.access import access_facility_management, access_room
@@ -29,6 +28,7 @@ from yakuba.rooms.actions.rooms import (
     do_set_out_of_service,
 )
 from yakuba.rooms.models import Room
+from yakuba.web.csv_pages import csv_download, csv_import_page
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 # A room CSV is a few kilobytes (a row a room); anything far larger is a wrong file.
@@ -218,60 +218,29 @@ def rooms_import(request: HttpRequest) -> HttpResponse:
     """Upload a room CSV: every bad row listed with its line number and nothing imported,
     or everything imported."""
     access_facility_management(request.user, "rooms.import")
-    context: dict[str, Any] = {
-        "encoding": request.POST.get("encoding", "auto"),
-        "errors": [],
-        "columns": csv_io.COLUMNS,
-    }
-    if request.method != "POST":
-        return render(request, "rooms/manage/import.html", context)
-    upload = request.FILES.get("file")
-    if upload is None:
-        context["errors"] = [_("CSVファイルを選んでください。")]
-        return render(request, "rooms/manage/import.html", context, status=400)
-    data = upload.read(MAX_CSV_BYTES + 1)
-    if len(data) > MAX_CSV_BYTES:
-        context["errors"] = [_("CSVファイルが大きすぎます（1MBまで）。")]
-        return render(request, "rooms/manage/import.html", context, status=400)
-    try:
-        result = csv_io.check_import_rooms(
-            data,
-            encoding=context["encoding"],
-            acting_user=_acting(request),
-        )
-    except CsvRejected as exc:
-        context["errors"] = [str(error) for error in exc.errors]
-        context["rejected"] = True
-        return render(request, "rooms/manage/import.html", context, status=400)
-    except ValueError as exc:  # an encoding we do not read
-        context["errors"] = [str(exc)]
-        return render(request, "rooms/manage/import.html", context, status=400)
-    messages.success(
+    acting = _acting(request)
+    return csv_import_page(
         request,
-        _("取り込みました: 新規 %(created)d 件、更新 %(changed)d 件、変更なし %(unchanged)d 件")
-        % {
-            "created": len(result.created),
-            "changed": len(result.changed),
-            "unchanged": len(result.unchanged),
-        },
+        template="rooms/manage/import.html",
+        context={"columns": csv_io.COLUMNS},
+        run_import=lambda data, encoding: csv_io.check_import_rooms(
+            data, encoding=encoding, acting_user=acting
+        ),
+        max_bytes=MAX_CSV_BYTES,
+        done_url=reverse("rooms:manage"),
     )
-    return redirect("rooms:manage")
 
 
 @login_required
 @require_GET
 def rooms_export(request: HttpRequest) -> HttpResponse:
     access_facility_management(request.user, "rooms.export")
-    encoding = "cp932" if request.GET.get("encoding") == "cp932" else "utf-8-sig"
-    try:
-        data = csv_io.export_rooms(encoding)
-    except CsvExportError as exc:
-        messages.error(request, str(exc))
-        return redirect("rooms:rooms_import")
-    charset = "shift_jis" if encoding == "cp932" else "utf-8"
-    response = HttpResponse(data, content_type=f"text/csv; charset={charset}")
-    response["Content-Disposition"] = 'attachment; filename="rooms.csv"'
-    return response
+    return csv_download(
+        request,
+        export=csv_io.export_rooms,
+        filename="rooms.csv",
+        error_url=reverse("rooms:rooms_import"),
+    )
 
 
 @login_required
