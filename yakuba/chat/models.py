@@ -29,13 +29,15 @@ from yakuba.lib import clock
 
 
 class Conversation(models.Model):
-    """A channel (所属 or project), a direct message, or a group message."""
+    """A channel (所属 or project), a direct or group message, or a person's お知らせ."""
 
     class Kind(models.TextChoices):
         DEPARTMENT = "department", _("所属チャンネル")
         PROJECT = "project", _("プロジェクトチャンネル")
         DIRECT = "direct", _("ダイレクトメッセージ")
         GROUP = "group", _("グループメッセージ")
+        # One per person: what the system tells them (a released room, approved minutes).
+        NOTICES = "notices", _("お知らせ")
 
     kind = models.CharField(_("種類"), max_length=12, choices=Kind.choices)
     name = models.CharField(_("名前"), max_length=80, blank=True)
@@ -50,7 +52,8 @@ class Conversation(models.Model):
     )
     # Project channels: a private one is seen and joined by invitation only.
     is_private = models.BooleanField(_("非公開"), default=False)
-    # Direct messages: "<low user id>:<high user id>", so a pair has one conversation.
+    # Direct messages: "<low user id>:<high user id>", so a pair has one conversation;
+    # a person's お知らせ: "notices:<user id>".
     direct_key = models.CharField(max_length=40, null=True, blank=True, unique=True)
     # 既読 shown to members; switched off for large channels (CHAT_READ_RECEIPTS_MAX_MEMBERS).
     read_receipts = models.BooleanField(_("既読を表示"), default=True)

@@ -24,7 +24,7 @@ def navigation_for(request: HttpRequest) -> list[NavItem]:
         return []
     items = [
         NavItem(_("ポータル"), _url("portal"), "portal"),
-        NavItem(_("チャット"), "", "chat", available=False),
+        NavItem(_("チャット"), _url("chat:home"), "chat"),
         NavItem(_("会議室予約"), _url("rooms:home"), "rooms"),
         NavItem(_("Web会議"), "", "meetings", available=False),
         NavItem(_("議事録"), _url("minutes:home"), "minutes"),
