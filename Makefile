@@ -83,5 +83,21 @@ bench-rooms: install
 bench-asr: install
 	$(BIN)/python bench/asr.py $(BENCH_ASR_ARGS)
 
+# Chat: real WebSocket clients against Yakuba and the same load against Matrix Synapse
+# (pinned in bench/requirements-synapse.txt, its own venv bench/.venv-synapse, built once;
+# psycopg2 compiles against libpq-dev).  BENCH_CHAT_ARGS="--quick" for a smoke run.
+SYNAPSE_VENV := bench/.venv-synapse
+.PHONY: bench-chat
+$(SYNAPSE_VENV)/.installed: bench/requirements-synapse.txt
+	@dpkg -s libpq-dev >/dev/null 2>&1 && command -v gcc >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q libpq-dev gcc; }
+	test -x $(SYNAPSE_VENV)/bin/python || $(PYTHON) -m venv $(SYNAPSE_VENV)
+	$(SYNAPSE_VENV)/bin/pip install -q -r bench/requirements-synapse.txt
+	touch $@
+
+bench-chat: install $(SYNAPSE_VENV)/.installed
+	$(BIN)/python bench/chat.py $(BENCH_CHAT_ARGS)
+
 clean:
 	rm -rf $(VENV) frontend/node_modules var/test-*

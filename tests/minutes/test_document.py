@@ -472,6 +472,30 @@ def test_the_organiser_approves_and_returns(
     assert "確認依頼されていません" in late.content.decode()
 
 
+def test_it_posts_approved_minutes_to_the_organisers_section_channel(
+    meeting: Meeting, alice: User, bob: User
+) -> None:
+    from yakuba.chat import membership
+    from yakuba.chat.models import Conversation, Membership, Message
+
+    membership.ensure_department_channels()
+    membership.sync_all()
+    channel = Conversation.objects.get(department=meeting.department)
+    add_transcript(meeting)
+    minutes = do_request_review(minutes_for(meeting), user=bob)
+
+    do_approve_minutes(minutes, user=alice)
+
+    [posted] = Message.objects.filter(conversation=channel)
+    assert posted.sender_id is None and posted.sender_label == "議事録"
+    assert "議事録が承認されました: 文書管理検討会議（令和7年6月11日の会議）" in posted.text
+    assert f"/minutes/{meeting.pk}/minutes/" in posted.text
+    # Alice and Bob (文書係) read it in their channel; nothing went anywhere else.
+    members = Membership.objects.filter(conversation=channel).values_list("user_id", flat=True)
+    assert {alice.pk, bob.pk} <= set(members)
+    assert Message.objects.count() == 1
+
+
 def test_comments_by_editors_and_approvers_only(
     client: Client, meeting: Meeting, bob: User, charlie: User, dora: User, erin: User
 ) -> None:

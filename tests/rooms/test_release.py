@@ -13,6 +13,7 @@ import yakuba.rooms.release_tasks  # noqa: F401  (registers the periodic job)
 from yakuba.audit.models import AuditEntry
 from yakuba.directory.models import User
 from yakuba.lib import clock
+from yakuba.chat.models import Message
 from yakuba.mail.models import OutboundMail
 from yakuba.realtime.models import UserEvent
 from yakuba.rooms.actions.booking import BookingRefused, BookingRequest, check_create_booking
@@ -60,6 +61,10 @@ def test_it_releases_a_no_show_after_the_grace_period(
     assert UserEvent.objects.filter(user=alice, payload__op="released").count() == 1
     [mail] = released_mail(alice_mail)
     assert "打合せ" in mail.body
+    # And a chat message in Alice's お知らせ, from the system.
+    [notice] = Message.objects.filter(conversation__direct_key=f"notices:{alice.pk}")
+    assert "チェックインがなかったため、予約を解放しました" in notice.text
+    assert "打合せ" in notice.text and notice.sender_label == "会議室予約"
     # Released, the room can be taken by someone else at once.
     with clock.frozen_at(at(11, "10:12")):
         again = book(rooms["r301"], alice, at(11, "10:15"), at(11, "11:00"))
@@ -246,6 +251,18 @@ def test_it_warns_before_and_cancels_a_series_after_k_no_shows(
     ]
     # Warned once only.
     assert AuditEntry.objects.filter(action="rooms.series_warned").count() == 1
+    notices = Message.objects.filter(conversation__direct_key=f"notices:{alice.pk}")
+    assert [n.text.split("\n")[0] for n in notices.order_by("seq")] == [
+        "開始から10分たってもチェックインがなかったため、予約を解放しました。"
+        "会議室を使う場合は、空いていれば改めて予約してください。",
+        "開始から10分たってもチェックインがなかったため、予約を解放しました。"
+        "会議室を使う場合は、空いていれば改めて予約してください。",
+        "この定期予約は2回続けて使われませんでした。"
+        "あと1回使われないと（3回連続）、定期予約全体が取り消されます。",
+        "開始から10分たってもチェックインがなかったため、予約を解放しました。"
+        "会議室を使う場合は、空いていれば改めて予約してください。",
+        "3回続けて使われなかったため、この定期予約を取り消しました。",
+    ]
 
 
 def test_a_check_in_resets_the_series_count(

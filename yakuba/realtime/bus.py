@@ -168,10 +168,33 @@ class LocalSockets:
 local_sockets = LocalSockets()
 
 
+# Handlers of process messages (``publish_to_processes``), by kind.
+ProcessHandler = Callable[[dict[str, Any]], None]
+_process_handlers: dict[str, ProcessHandler] = {}
+
+
+def on_process_message(kind: str, handler: ProcessHandler) -> None:
+    """Let ``handler(data)`` receive, in every process, the messages that
+    ``publish_to_processes(kind, data)`` sends.  It runs in the bus's thread (the
+    publisher's in the embedded tier): it must not block or do I/O; it filters against
+    what this process holds and hands frames to ``local_sockets``."""
+    _process_handlers[kind] = handler
+
+
 def dispatch_message(message: dict[str, Any]) -> None:
     """Hand one bus message to this process's sockets: a topic event
-    ``{"topic", "event"}``, a live event ``{"live", "users"}`` or a stream event
-    ``{"event", "deliveries"}``."""
+    ``{"topic", "event"}``, a live event ``{"live", "users"}``, a process message
+    ``{"kind", "data"}`` or a stream event ``{"event", "deliveries"}``."""
+    if "kind" in message:
+        handler = _process_handlers.get(str(message["kind"]))
+        if handler is None:
+            log.warning("real-time bus: no handler for messages of kind %r", message["kind"])
+        else:
+            try:
+                handler(dict(message["data"]))
+            except Exception:  # one app's failure must not stop the bus
+                log.exception("real-time bus: the handler of %r failed", message["kind"])
+        return
     if "topic" in message:
         local_sockets.dispatch_topic(str(message["topic"]), dict(message["event"]))
         return
@@ -518,6 +541,17 @@ def publish_live(event: dict[str, Any], user_ids: list[int]) -> None:
         get_bus().publish({"live": event, "users": user_ids})
     except Exception:
         log.exception("real-time bus: live publish failed; clients resync")
+
+
+def publish_to_processes(kind: str, data: dict[str, Any]) -> None:
+    """Send ``data`` to the handler of ``kind`` in every process (this one included),
+    once: for fan-out that depends on what each process holds, such as presence
+    batches filtered by the interest of each process's own sockets.  Not persisted;
+    never raises for a bus failure."""
+    try:
+        get_bus().publish({"kind": kind, "data": data})
+    except Exception:
+        log.exception("real-time bus: publishing a %s message failed", kind)
 
 
 def healthy(timeout: float = 1.0) -> bool:

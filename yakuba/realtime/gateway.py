@@ -218,12 +218,14 @@ class Gateway(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is unty
         self.head_at_start = start.head
         self.last_sent = start.head if after is None else after
         await self.forward(start, replayed=True)
-        await self.send_frame({"op": "ready", "last_event_id": self.last_sent})
+        # The hooks run before "ready", so that an op the client sends on "ready" (such
+        # as declaring whose presence it watches) finds the socket counted.
         self.announced = True
         try:
             await in_db_thread(ops.socket_ready)(self.user_id)
         except Exception:  # presence is swept later; the stream must go on
             log.exception("socket-ready hooks failed for user %s", self.user_id)
+        await self.send_frame({"op": "ready", "last_event_id": self.last_sent})
         while self.state.value is State.READY:
             item = await self.queue.get()
             if item is None:

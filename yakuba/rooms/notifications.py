@@ -1,6 +1,7 @@
 """E-mail to the people of a booking (through the outbox, so never inside the request's
-time), with an .ics attached so that a desktop calendar can hold the booking.  Chat
-messages join here when chat lands.  Called inside the action's transaction."""
+time), with an .ics attached so that a desktop calendar can hold the booking, and a chat
+message in the organiser's お知らせ for what they must act on (a decision, a release, a
+series about to be cancelled).  Called inside the action's transaction."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
+from yakuba.chat.notices import notify_person
 from yakuba.directory.models import User
 from yakuba.lib import clock
 from yakuba.lib.wareki import wareki
 from yakuba.mail.outbox import Attachment, queue_mail
 from yakuba.rooms import ical
-from yakuba.rooms.models import Booking
+from yakuba.rooms.models import Booking, BookingSeries
 
 
 def _when(booking: Booking) -> str:
@@ -41,6 +43,16 @@ def _body(booking: Booking, headline: str, *extra: str) -> str:
         "-- 役場 Yakuba 会議室予約",
     ]
     return "\n".join(lines)
+
+
+def _chat(booking: Booking, headline: str) -> None:
+    """The organiser's chat notice: the headline, what and when, and the link."""
+    notify_person(
+        booking.organiser,
+        f"{headline}\n{booking.title}（{booking.room.name}、{_when(booking)}）\n"
+        f"{settings.SITE_URL}/rooms/bookings/{booking.pk}/",
+        label="会議室予約",
+    )
 
 
 def _ics(booking: Booking, method: str) -> list[Attachment]:
@@ -108,37 +120,43 @@ def booking_decided(booking: Booking) -> None:
         body=_body(booking, headline, *extra),
         attachments=_ics(booking, "REQUEST" if approved else "CANCEL"),
     )
+    _chat(booking, headline)
 
 
 def booking_released(booking: Booking) -> None:
     minutes = settings.ROOMS_RELEASE_GRACE_MINUTES
+    headline = (
+        f"開始から{minutes}分たってもチェックインがなかったため、予約を解放しました。"
+        "会議室を使う場合は、空いていれば改めて予約してください。"
+    )
     queue_mail(
         to=[booking.organiser.email],
         subject=f"【会議室の自動解放】{booking.title}",
-        body=_body(
-            booking,
-            f"開始から{minutes}分たってもチェックインがなかったため、予約を解放しました。"
-            "会議室を使う場合は、空いていれば改めて予約してください。",
-        ),
+        body=_body(booking, headline),
         attachments=_ics(booking, "CANCEL"),
     )
+    _chat(booking, headline)
 
 
 def series_warning(booking: Booking, *, no_shows: int, limit: int) -> None:
+    headline = (
+        f"この定期予約は{no_shows}回続けて使われませんでした。"
+        f"あと1回使われないと（{limit}回連続）、定期予約全体が取り消されます。"
+    )
     queue_mail(
         to=[booking.organiser.email],
         subject=f"【定期予約の未使用】{booking.title}",
-        body=_body(
-            booking,
-            f"この定期予約は{no_shows}回続けて使われませんでした。"
-            f"あと1回使われないと（{limit}回連続）、定期予約全体が取り消されます。",
-        ),
+        body=_body(booking, headline),
     )
+    _chat(booking, headline)
 
 
-def series_cancelled(booking: Booking, *, limit: int) -> None:
-    queue_mail(
-        to=[booking.organiser.email],
-        subject=f"【定期予約の取消】{booking.title}",
-        body=_body(booking, f"{limit}回続けて使われなかったため、この定期予約を取り消しました。"),
+def series_cancelled(series: BookingSeries, *, limit: int) -> None:
+    """Chat only: the e-mail of a cancelled series (with its dates) is written by the
+    series action itself."""
+    notify_person(
+        series.organiser,
+        f"{limit}回続けて使われなかったため、この定期予約を取り消しました。\n"
+        f"{series.title}（{series.room.name}）",
+        label="会議室予約",
     )

@@ -19,12 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from yakuba.audit.models import AuditAction
 from yakuba.audit.record import record
 from yakuba.directory.models import User
 from yakuba.lib import clock
+from yakuba.lib.wareki import wareki
 from yakuba.minutes import events, export, llm, summary
 from yakuba.minutes.access import approver_ids
 from yakuba.minutes.models import ActionItem, Meeting, Minutes, MinutesComment, Segment
@@ -452,13 +455,21 @@ def do_approve_minutes(minutes: Minutes, *, user: User, comment: str = "") -> Mi
 
 
 def announce_approved(minutes: Minutes) -> None:
-    """Tell the meeting's people that its minutes are approved.
+    """Tell the meeting's people that its minutes are approved: a message in the chat
+    channel of the organiser's 所属 (so that the section finds them where it talks), and
+    a real-time notice to the attendees and the organiser.  Runs inside the approving
+    transaction; both go out after commit."""
+    from yakuba.chat.notices import notify_department
 
-    The single place where approved minutes are announced: posting them to the
-    meeting's chat channel hooks in here when the chat feature lands (it has not yet).
-    For now: a real-time notice to the attendees and the organiser.  Runs inside the
-    approving transaction; the notice goes out after commit."""
     meeting = minutes.meeting
+    if meeting.department is not None:
+        start = clock.local(meeting.starts_at)
+        notify_department(
+            meeting.department,
+            f"議事録が承認されました: {meeting.title}（{wareki(start)}の会議）\n"
+            f"{settings.SITE_URL}{reverse('minutes:document', args=(meeting.pk,))}",
+            label="議事録",
+        )
     people = set(meeting.attendees.values_list("pk", flat=True)) | {meeting.organiser_id}
     send_event_on_commit(
         {

@@ -39,7 +39,7 @@ from yakuba.directory.models import User
 from yakuba.lib import clock
 from yakuba.mail.outbox import queue_mail
 from yakuba.realtime.send import send_event_on_commit
-from yakuba.rooms import events
+from yakuba.rooms import events, notifications
 from yakuba.rooms.actions.booking import (
     ActingUser,
     BookingConflict,
@@ -614,9 +614,11 @@ def cancel_series_after_no_shows(series: BookingSeries, *, count: int) -> list[B
     """Cancel the rest of a series whose bookings went unused ``count`` times in a row
     (called inside the release's transaction, by the system)."""
     reason = f"{count}回続けて使われなかったため（自動解放）"
-    return _cancel_series(
+    cancelled = _cancel_series(
         series, "all", None, Actor.system("会議室の自動解放"), reason, clock.now()
     )
+    notifications.series_cancelled(series, limit=count)
+    return cancelled
 
 
 def _cancel_series(

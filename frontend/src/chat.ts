@@ -1,0 +1,1749 @@
+// The chat client (/chat/): conversation list, message view, thread pane, composer.
+//
+// Everything it shows comes from the JSON API under /api/chat/ (yakuba/chat/api*.py) and
+// the live events of the core WebSocket; the page (chat/home.html) only gives the shell,
+// the first conversation list and the UI texts (json_script "chat-boot", never inline
+// scripts: the CSP refuses them).  Message bodies are the server's "html" (rendered and
+// escaped there); this script never builds HTML from a message's text.
+//
+// Order and resume.  Each conversation has a change seq (yakuba/chat/models.py): a live
+// {"op": "message", seq} that is not the next one, a {"op": "live_gap"} frame and every
+// (re)connect make the client ask changes?after=<highest seq it applied>, so nothing is
+// lost or shown twice (messages are keyed by id and replaced by newer states).
+//
+// Sending.  Every send carries a client_key (crypto.randomUUID) that stays with the text
+// until the server acknowledges it: pressing Enter again after a failure reuses it, so a
+// send whose answer was lost never makes a second message.  Enter during IME composition
+// (Japanese kana-kanji conversion) never sends.
+//
+// The socket.  realtime.ts keeps one socket per tab for the user's event stream but
+// neither passes on "live" frames nor lets a page send frames; this page therefore opens
+// its own socket (ChatSocket) for live events, typing, activity and presence watching.
+
+type Json = { [key: string]: unknown };
+
+interface Attachment {
+  id: number;
+  name: string;
+  size: number;
+  content_type: string;
+  has_thumbnail: boolean;
+  scan: string;
+}
+
+interface Reaction {
+  emoji: string;
+  users: number[];
+}
+
+interface Message {
+  id: number;
+  conversation: number;
+  seq: number;
+  changed_seq: number;
+  kind: string;
+  sender: number | null;
+  sender_name: string;
+  client_key: string | null;
+  text: string;
+  html: string;
+  thread_root: number | null;
+  reply_count: number;
+  last_reply_seq: number;
+  mentions: number[];
+  mentions_channel: boolean;
+  forwarded_from: number | null;
+  created_at: string;
+  edited: boolean;
+  deleted: boolean;
+  pinned: boolean;
+  reactions: Reaction[];
+  attachments: Attachment[];
+  read_count?: number;
+}
+
+interface ConversationInfo {
+  id: number;
+  kind: string;
+  name: string;
+  unread?: number;
+  mentions_unread?: number;
+  first_unread_seq?: number | null;
+  last_seq?: number;
+  last_read_seq?: number;
+  read_receipts?: boolean;
+  archived?: boolean;
+  other_user?: number | null;
+  members?: number;
+}
+
+interface Strings {
+  [key: string]: string;
+}
+
+interface Boot {
+  user: number;
+  user_name: string;
+  api: string;
+  search_url: string;
+  conversations: ConversationInfo[];
+  open: number | null;
+  focus_message: number | null;
+  eras: { name: string; start: string; first_year: number }[];
+  date_style: string;
+  idle_minutes: number;
+  statuses: { value: string; label: string }[];
+  strings: Strings;
+}
+
+interface Answer {
+  status: number;
+  data: Json;
+}
+
+const TYPING_SEND_MS = 3000;
+const TYPING_SHOW_MS = 6000;
+const READ_DEBOUNCE_MS = 400;
+const PAGE_SIZE = 50;
+const REACTIONS = ["👍", "✅", "🙏", "😊", "🎉", "👀"];
+
+let boot: Boot;
+let t: Strings;
+
+// --- helpers ---------------------------------------------------------------------------
+
+function text(key: string, values: { [name: string]: string | number } = {}): string {
+  let result = t[key] ?? key;
+  for (const [name, value] of Object.entries(values)) {
+    result = result.split(`{${name}}`).join(String(value));
+  }
+  return result;
+}
+
+function chatCsrfToken(): string {
+  try {
+    const headers = JSON.parse(document.body.getAttribute("hx-headers") ?? "{}") as Strings;
+    if (headers["X-CSRFToken"]) {
+      return headers["X-CSRFToken"];
+    }
+  } catch {
+    // fall through to the cookie
+  }
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+async function api(method: string, path: string, body?: object | FormData): Promise<Answer> {
+  const headers: Strings = { Accept: "application/json" };
+  if (method !== "GET") {
+    headers["X-CSRFToken"] = chatCsrfToken();
+  }
+  let payload: BodyInit | undefined;
+  if (body instanceof FormData) {
+    payload = body;
+  } else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  try {
+    const response = await fetch(boot.api + path, {
+      method,
+      credentials: "same-origin",
+      headers,
+      body: payload,
+    });
+    let data: Json = {};
+    try {
+      data = (await response.json()) as Json;
+    } catch {
+      // not JSON (a proxy's error page): the status says enough
+    }
+    return { status: response.status, data };
+  } catch {
+    return { status: 0, data: {} };
+  }
+}
+
+function ok(answer: Answer): boolean {
+  return answer.status >= 200 && answer.status < 300;
+}
+
+/** The Japanese (or English, by the page's language) message of an API error. */
+function errorText(answer: Answer): string {
+  if (answer.status === 0) {
+    return text("network_error");
+  }
+  const error = answer.data.error as Json | undefined;
+  if (error && typeof error === "object") {
+    const english = document.documentElement.lang.startsWith("en");
+    const message = (english ? error.message_en : error.message) ?? error.message;
+    if (typeof message === "string" && message !== "") {
+      return message;
+    }
+  }
+  return text("server_error");
+}
+
+function errorCode(answer: Answer): string {
+  const error = answer.data.error as Json | undefined;
+  return error && typeof error.code === "string" ? error.code : "";
+}
+
+/** A list out of an answer that is either a list or an object holding one. */
+function listOf<T>(data: unknown, key: string): T[] {
+  if (Array.isArray(data)) {
+    return data as T[];
+  }
+  if (data && typeof data === "object") {
+    const inner = (data as Json)[key];
+    if (Array.isArray(inner)) {
+      return inner as T[];
+    }
+  }
+  return [];
+}
+
+function messageOf(data: Json): Message | null {
+  if (typeof data.id === "number" && typeof data.seq === "number") {
+    return data as unknown as Message;
+  }
+  const inner = data.message as Json | undefined;
+  return inner && typeof inner.id === "number" ? (inner as unknown as Message) : null;
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: { [name: string]: string } = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "class") {
+      node.className = value;
+    } else {
+      node.setAttribute(name, value);
+    }
+  }
+  node.append(...children);
+  return node;
+}
+
+function button(label: string, attrs: { [name: string]: string } = {}): HTMLButtonElement {
+  return el("button", { type: "button", ...attrs }, label);
+}
+
+function newKey(): string {
+  if (typeof crypto !== "undefined" && "randomUUID" in crypto) {
+    return crypto.randomUUID();
+  }
+  return `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+}
+
+// --- dates (Asia/Tokyo; 和暦 like yakuba/lib/wareki.py) ---------------------------------
+
+const TOKYO_OFFSET_MS = 9 * 3600 * 1000;
+const WEEKDAYS = "日月火水木金土";
+
+function tokyoParts(iso: string): { y: number; m: number; d: number; wd: number; hm: string } {
+  const shifted = new Date(new Date(iso).getTime() + TOKYO_OFFSET_MS);
+  const hh = String(shifted.getUTCHours()).padStart(2, "0");
+  const mm = String(shifted.getUTCMinutes()).padStart(2, "0");
+  return {
+    y: shifted.getUTCFullYear(),
+    m: shifted.getUTCMonth() + 1,
+    d: shifted.getUTCDate(),
+    wd: shifted.getUTCDay(),
+    hm: `${hh}:${mm}`,
+  };
+}
+
+function dayKey(iso: string): string {
+  const p = tokyoParts(iso);
+  return `${p.y}-${p.m}-${p.d}`;
+}
+
+function dayLabel(iso: string): string {
+  const p = tokyoParts(iso);
+  const weekday = `(${WEEKDAYS[p.wd]})`;
+  const western = `${p.y}年${p.m}月${p.d}日`;
+  if (boot.date_style !== "wareki") {
+    return western + weekday;
+  }
+  const stamp = `${p.y}-${String(p.m).padStart(2, "0")}-${String(p.d).padStart(2, "0")}`;
+  const era = boot.eras.find((e) => stamp >= e.start);
+  if (era === undefined) {
+    return western + weekday;
+  }
+  const year = p.y - era.first_year + 1;
+  return `${era.name}${year === 1 ? "元" : year}年${p.m}月${p.d}日${weekday}`;
+}
+
+function timeLabel(iso: string): string {
+  return tokyoParts(iso).hm;
+}
+
+function fullTimeLabel(iso: string): string {
+  return `${dayLabel(iso)} ${timeLabel(iso)}`;
+}
+
+// --- the socket ------------------------------------------------------------------------
+
+class ChatSocket {
+  private socket: WebSocket | null = null;
+  private attempts = 0;
+  private stopped = false;
+
+  constructor(private readonly client: ChatClient) {}
+
+  start(): void {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(`${scheme}//${window.location.host}/ws`);
+    this.socket = socket;
+    socket.addEventListener("open", () => {
+      this.attempts = 0;
+      // No replay of the user's stream here (realtime.ts does that): this socket only
+      // wants what happens from now on, and resyncs over HTTP.
+      this.send({ op: "hello", last_event_id: null });
+    });
+    socket.addEventListener("message", (message: MessageEvent<string>) => {
+      let frame: Json;
+      try {
+        frame = JSON.parse(message.data) as Json;
+      } catch {
+        return;
+      }
+      this.receive(frame);
+    });
+    socket.addEventListener("close", () => this.closed());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.socket?.close(1000);
+  }
+
+  send(frame: object): void {
+    if (this.socket?.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify(frame));
+    }
+  }
+
+  private receive(frame: Json): void {
+    switch (frame.op) {
+      case "ping":
+        this.send({ op: "pong" });
+        break;
+      case "ready":
+        document.getElementById("chat")?.setAttribute("data-socket", "ready");
+        this.client.onReady();
+        break;
+      case "live":
+        this.client.onLive(frame.event as Json);
+        break;
+      case "chat.presence_watching":
+        this.client.onLive({ type: "chat", op: "presence", changes: frame.presence });
+        break;
+      case "live_gap":
+      case "refetch":
+        this.client.resyncAll();
+        break;
+      default:
+        if ("id" in frame && frame.event && typeof frame.event === "object") {
+          this.client.onStreamEvent(frame.event as Json);
+        }
+        break;
+    }
+  }
+
+  private closed(): void {
+    this.socket = null;
+    document.getElementById("chat")?.setAttribute("data-socket", "closed");
+    if (this.stopped) {
+      return;
+    }
+    const delay = Math.min(30_000, 1000 * 2 ** this.attempts) * (0.5 + Math.random() / 2);
+    this.attempts += 1;
+    window.setTimeout(() => this.start(), delay);
+  }
+}
+
+// --- one conversation's state ----------------------------------------------------------
+
+class ConversationState {
+  messages = new Map<number, Message>();
+  // The highest change seq applied: changes?after= asks from here.
+  applied = 0;
+  oldestSeq: number | null = null;
+  hasOlder = true;
+  loaded = false;
+  syncing: Promise<void> | null = null;
+  resyncAgain = false;
+  // The first unread seq when the conversation was opened (for 「ここから未読」).
+  markerSeq: number | null = null;
+  // Read pointers of other members learnt from live "read" events (user id -> seq).
+  reads = new Map<number, number>();
+  countsTimer: number | null = null;
+  readCounts = new Map<number, number>();
+  typing = new Map<number, { name: string; thread: number | null; until: number }>();
+
+  constructor(public info: ConversationInfo) {}
+}
+
+// --- a composer (main and thread) ------------------------------------------------------
+
+class Composer {
+  readonly box: HTMLTextAreaElement;
+  readonly error: HTMLElement;
+  readonly files: HTMLElement;
+  composing = false;
+  pending: Attachment[] = [];
+  // The key of the text now in the box, kept until the server acknowledges it.
+  private key: string | null = null;
+  private keyFor = "";
+  private sending = false;
+  private lastTyping = 0;
+
+  constructor(
+    readonly form: HTMLFormElement,
+    private readonly client: ChatClient,
+    private readonly threadRoot: () => number | null,
+  ) {
+    this.box = form.querySelector<HTMLTextAreaElement>("textarea")!;
+    this.error = form.querySelector<HTMLElement>("[data-error]")!;
+    this.files = form.querySelector<HTMLElement>("[data-files]")!;
+    const fileInput = form.querySelector<HTMLInputElement>("input[type=file]")!;
+    form.querySelector("[data-attach]")?.addEventListener("click", () => fileInput.click());
+    fileInput.addEventListener("change", () => {
+      void this.upload(Array.from(fileInput.files ?? []));
+      fileInput.value = "";
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void this.send();
+    });
+    this.box.addEventListener("compositionstart", () => {
+      this.composing = true;
+    });
+    this.box.addEventListener("compositionend", () => {
+      // keydown of the Enter that ends a composition comes before compositionend in
+      // some browsers and after it in others: keyCode 229 / isComposing cover both.
+      this.composing = false;
+    });
+    this.box.addEventListener("keydown", (event) => this.keydown(event));
+    this.box.addEventListener("input", () => this.typed());
+    for (const target of [form, this.box]) {
+      target.addEventListener("dragover", (event) => {
+        event.preventDefault();
+        form.classList.add("chat-drop");
+      });
+      target.addEventListener("dragleave", () => form.classList.remove("chat-drop"));
+      target.addEventListener("drop", (event) => {
+        const dropped = (event as DragEvent).dataTransfer?.files;
+        form.classList.remove("chat-drop");
+        if (dropped && dropped.length > 0) {
+          event.preventDefault();
+          void this.upload(Array.from(dropped));
+        }
+      });
+    }
+  }
+
+  private keydown(event: KeyboardEvent): void {
+    if (event.key !== "Enter") {
+      return;
+    }
+    if (event.isComposing || this.composing || event.keyCode === 229) {
+      return; // the Enter confirms the kana-kanji conversion
+    }
+    if (event.shiftKey || event.altKey) {
+      return; // a new line
+    }
+    event.preventDefault();
+    void this.send();
+  }
+
+  private typed(): void {
+    this.showError("");
+    const now = Date.now();
+    if (this.box.value.trim() !== "" && now - this.lastTyping > TYPING_SEND_MS) {
+      this.lastTyping = now;
+      this.client.sendTyping(this.threadRoot());
+    }
+  }
+
+  showError(message: string): void {
+    this.error.textContent = message;
+    this.error.hidden = message === "";
+    this.box.setAttribute("aria-invalid", message === "" ? "false" : "true");
+  }
+
+  private keyForContent(): string {
+    const content = JSON.stringify([this.box.value, this.pending.map((a) => a.id)]);
+    if (this.key === null || this.keyFor !== content) {
+      this.key = newKey();
+      this.keyFor = content;
+    }
+    return this.key;
+  }
+
+  async send(confirm = false): Promise<void> {
+    const conversation = this.client.current;
+    if (conversation === null || this.sending) {
+      return;
+    }
+    const value = this.box.value;
+    if (value.trim() === "" && this.pending.length === 0) {
+      return;
+    }
+    const key = this.keyForContent();
+    this.sending = true;
+    this.form.setAttribute("aria-busy", "true");
+    const answer = await api("POST", `conversations/${conversation}/messages`, {
+      text: value,
+      client_key: key,
+      thread_root: this.threadRoot(),
+      attachments: this.pending.map((a) => a.id),
+      confirm_mentions: confirm,
+    });
+    this.sending = false;
+    this.form.removeAttribute("aria-busy");
+    if (ok(answer)) {
+      const message = messageOf(answer.data);
+      // Cleared only if nothing was typed meanwhile.
+      if (this.box.value === value) {
+        this.box.value = "";
+      }
+      this.pending = [];
+      this.renderFiles();
+      this.key = null;
+      this.showError("");
+      if (message) {
+        this.client.applyMessage(message, { own: true });
+      }
+      return;
+    }
+    if (answer.status === 409 && errorCode(answer) === "confirm_mentions") {
+      if (await this.client.dialogs.confirm(errorText(answer), text("send_anyway"))) {
+        await this.send(true);
+      } else {
+        this.box.focus();
+      }
+      return;
+    }
+    // The text, its files and its key stay: Enter sends the same message again.
+    this.showError(`${errorText(answer)} ${text("send_kept")}`);
+  }
+
+  async upload(files: File[]): Promise<void> {
+    const conversation = this.client.current;
+    if (conversation === null) {
+      return;
+    }
+    for (const file of files) {
+      const form = new FormData();
+      form.append("file", file, file.name);
+      this.showError(text("uploading", { name: file.name }));
+      const answer = await api("POST", `conversations/${conversation}/attachments`, form);
+      if (!ok(answer)) {
+        this.showError(`${file.name}: ${errorText(answer)}`);
+        return;
+      }
+      const attachment = answer.data as unknown as Attachment;
+      this.pending.push(attachment);
+      this.renderFiles();
+    }
+    this.showError("");
+  }
+
+  renderFiles(): void {
+    this.files.replaceChildren(
+      ...this.pending.map((file) => {
+        const remove = button("×", {
+          class: "chat-chip-remove",
+          "aria-label": text("remove_file", { name: file.name }),
+        });
+        remove.addEventListener("click", () => {
+          this.pending = this.pending.filter((a) => a.id !== file.id);
+          this.renderFiles();
+          this.box.focus();
+        });
+        return el("li", { class: "chat-chip" }, file.name, remove);
+      }),
+    );
+  }
+}
+
+// --- dialogs ---------------------------------------------------------------------------
+
+class Dialogs {
+  private readonly confirmBox = document.getElementById("chat-confirm") as HTMLDialogElement;
+  private readonly readersBox = document.getElementById("chat-readers") as HTMLDialogElement;
+  private readonly forwardBox = document.getElementById("chat-forward") as HTMLDialogElement;
+
+  constructor() {
+    for (const dialog of [this.confirmBox, this.readersBox, this.forwardBox]) {
+      dialog.querySelectorAll("[data-close]").forEach((b) =>
+        b.addEventListener("click", () => dialog.close("cancel")),
+      );
+    }
+  }
+
+  private open(dialog: HTMLDialogElement): Promise<string> {
+    const opener = document.activeElement as HTMLElement | null;
+    return new Promise((resolve) => {
+      dialog.addEventListener(
+        "close",
+        () => {
+          opener?.focus();
+          resolve(dialog.returnValue);
+        },
+        { once: true },
+      );
+      dialog.returnValue = "";
+      dialog.showModal(); // Escape closes it ("cancel")
+    });
+  }
+
+  async confirm(message: string, yes: string): Promise<boolean> {
+    this.confirmBox.querySelector("[data-text]")!.textContent = message;
+    this.confirmBox.querySelector("[data-yes]")!.textContent = yes;
+    return (await this.open(this.confirmBox)) === "yes";
+  }
+
+  async readers(rows: { name: string; at: string }[]): Promise<void> {
+    const list = this.readersBox.querySelector("[data-list]")!;
+    list.replaceChildren(
+      ...(rows.length === 0
+        ? [el("li", {}, text("no_readers"))]
+        : rows.map((row) =>
+            el(
+              "li",
+              {},
+              el("span", { class: "chat-reader-name" }, row.name),
+              " ",
+              el("time", { datetime: row.at }, row.at ? fullTimeLabel(row.at) : ""),
+            ),
+          )),
+    );
+    await this.open(this.readersBox);
+  }
+
+  async forward(choices: ConversationInfo[]): Promise<number | null> {
+    const select = this.forwardBox.querySelector("select")!;
+    select.replaceChildren(...choices.map((c) => el("option", { value: String(c.id) }, c.name)));
+    const answer = await this.open(this.forwardBox);
+    return answer === "yes" ? Number(select.value) : null;
+  }
+}
+
+// --- the client ------------------------------------------------------------------------
+
+class ChatClient {
+  readonly root = document.getElementById("chat")!;
+  readonly dialogs = new Dialogs();
+  readonly states = new Map<number, ConversationState>();
+  current: number | null = null;
+  thread: number | null = null;
+  readonly socket = new ChatSocket(this);
+  private readonly list = this.root.querySelector<HTMLElement>("[data-messages]")!;
+  private readonly threadPane = this.root.querySelector<HTMLElement>("[data-thread]")!;
+  private readonly threadList = this.root.querySelector<HTMLElement>("[data-thread-messages]")!;
+  private readonly title = this.root.querySelector<HTMLElement>("[data-title]")!;
+  private readonly typingLine = this.root.querySelector<HTMLElement>("[data-typing]")!;
+  private readonly announcer = this.root.querySelector<HTMLElement>("[data-announce]")!;
+  readonly composer: Composer;
+  readonly threadComposer: Composer;
+  private observer: IntersectionObserver;
+  private visibleSeqs = new Set<number>();
+  private readTimer: number | null = null;
+  private readonly presence = new Map<number, { status: string; message: string }>();
+  private idle = false;
+  private idleTimer: number | null = null;
+  private loadingOlder = false;
+  private readonly threadMessages = new Map<number, Message>();
+
+  constructor() {
+    for (const info of boot.conversations) {
+      this.states.set(info.id, new ConversationState(info));
+    }
+    this.composer = new Composer(
+      this.root.querySelector<HTMLFormElement>("[data-composer]")!,
+      this,
+      () => null,
+    );
+    this.threadComposer = new Composer(
+      this.root.querySelector<HTMLFormElement>("[data-thread-composer]")!,
+      this,
+      () => this.thread,
+    );
+    this.observer = new IntersectionObserver((entries) => this.seen(entries), {
+      root: this.list,
+      threshold: 0.6,
+    });
+    this.list.addEventListener("scroll", () => {
+      if (this.list.scrollTop < 80) {
+        void this.loadOlder();
+      }
+    });
+    this.list.addEventListener("click", (event) => this.messageAction(event));
+    this.threadList.addEventListener("click", (event) => this.messageAction(event));
+    this.threadPane.querySelector("[data-thread-close]")!.addEventListener("click", () => {
+      this.closeThread();
+    });
+    this.root.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && this.thread !== null && !document.querySelector("dialog[open]")) {
+        this.closeThread();
+      }
+    });
+    document.addEventListener("visibilitychange", () => this.flushVisible());
+    window.addEventListener("focus", () => this.flushVisible());
+    this.setUpPresence();
+    this.setUpNotifications();
+    this.renderList();
+  }
+
+  start(): void {
+    this.socket.start();
+    window.addEventListener("pagehide", () => this.socket.stop());
+    const wanted = boot.open ?? Number(window.location.hash.replace("#c", ""));
+    const first = this.states.has(wanted) ? wanted : (boot.conversations[0]?.id ?? null);
+    if (first !== null) {
+      void this.open(first).then(() => {
+        if (boot.focus_message !== null && first === boot.open) {
+          void this.focusMessage(first, boot.focus_message);
+        }
+      });
+    }
+    void this.refreshList();
+  }
+
+  // --- conversation list ---
+
+  async refreshList(): Promise<void> {
+    const answer = await api("GET", "conversations");
+    if (!ok(answer)) {
+      return;
+    }
+    const fresh = listOf<ConversationInfo>(answer.data, "conversations");
+    const seen = new Set<number>();
+    for (const info of fresh) {
+      seen.add(info.id);
+      const state = this.states.get(info.id);
+      if (state) {
+        state.info = { ...state.info, ...info };
+      } else {
+        this.states.set(info.id, new ConversationState(info));
+      }
+    }
+    for (const id of Array.from(this.states.keys())) {
+      if (!seen.has(id) && fresh.length > 0) {
+        this.states.delete(id);
+      }
+    }
+    this.renderList();
+    void this.watchPresence();
+  }
+
+  renderList(): void {
+    const groups: { [kind: string]: HTMLElement } = {};
+    this.root.querySelectorAll<HTMLElement>("[data-group]").forEach((ul) => {
+      groups[ul.dataset.group!] = ul;
+      ul.replaceChildren();
+    });
+    const sorted = Array.from(this.states.values()).sort((a, b) =>
+      a.info.name.localeCompare(b.info.name, "ja"),
+    );
+    for (const state of sorted) {
+      const info = state.info;
+      const group = groups[info.kind === "group" ? "direct" : info.kind] ?? groups.project;
+      if (group === undefined) {
+        continue;
+      }
+      const link = el("a", { href: `#c${info.id}`, "data-conversation": String(info.id) });
+      if (info.other_user) {
+        const presence = this.presence.get(info.other_user);
+        const status = presence?.status ?? "offline";
+        link.append(
+          el("span", {
+            class: `chat-dot chat-dot-${status}`,
+            "data-presence": String(info.other_user),
+            role: "img",
+            "aria-label": this.statusLabel(status),
+          }),
+        );
+      }
+      link.append(el("span", { class: "chat-conv-name" }, info.name));
+      const unread = info.unread ?? 0;
+      const mentions = info.mentions_unread ?? 0;
+      if (mentions > 0) {
+        link.append(
+          el("span", { class: "chat-badge chat-badge-mention", "aria-label": text("mentions_n", { n: mentions }) }, `@${mentions}`),
+        );
+      }
+      if (unread > 0) {
+        link.append(
+          el("span", { class: "chat-badge", "aria-label": text("unread_n", { n: unread }) }, String(unread)),
+        );
+      }
+      if (info.id === this.current) {
+        link.setAttribute("aria-current", "page");
+      }
+      link.addEventListener("click", (event) => {
+        event.preventDefault();
+        void this.open(info.id);
+      });
+      group.append(el("li", {}, link));
+    }
+    this.root.querySelectorAll<HTMLElement>("[data-group]").forEach((ul) => {
+      const empty = ul.parentElement?.querySelector<HTMLElement>("[data-empty]");
+      if (empty) {
+        empty.hidden = ul.children.length > 0;
+      }
+    });
+  }
+
+  statusLabel(status: string): string {
+    return boot.statuses.find((s) => s.value === status)?.label ?? text("offline");
+  }
+
+  // --- opening and loading ---
+
+  async open(id: number): Promise<void> {
+    const state = this.states.get(id);
+    if (state === undefined) {
+      return;
+    }
+    this.current = id;
+    this.closeThread();
+    this.visibleSeqs.clear();
+    history.replaceState(null, "", `#c${id}`);
+    this.title.textContent = state.info.name;
+    this.root.setAttribute("data-current", String(id));
+    this.composer.box.disabled = state.info.archived === true;
+    this.composer.showError("");
+    this.renderList();
+    if (!state.loaded) {
+      state.markerSeq = null;
+      this.list.replaceChildren(el("p", { class: "chat-loading" }, text("loading")));
+      await this.loadLatest(state);
+    }
+    if (this.current !== id) {
+      return;
+    }
+    this.renderMessages(state, true);
+    this.renderTyping();
+  }
+
+  private async loadLatest(state: ConversationState): Promise<void> {
+    const answer = await api("GET", `conversations/${state.info.id}/messages?limit=${PAGE_SIZE}`);
+    if (!ok(answer)) {
+      this.list.replaceChildren(el("p", { class: "error", role: "alert" }, errorText(answer)));
+      return;
+    }
+    const lastRead = Number(state.info.last_read_seq ?? 0);
+    this.takePage(state, answer.data);
+    if (!state.loaded) {
+      // The page is the newest: what happened after it reached us live or comes by resync.
+      state.applied = Math.max(state.applied, Number(state.info.last_seq ?? 0));
+    }
+    const firstUnread = Array.from(state.messages.values())
+      .filter((m) => m.seq > lastRead && m.sender !== boot.user && m.thread_root === null)
+      .sort((a, b) => a.seq - b.seq)[0];
+    state.markerSeq = firstUnread ? firstUnread.seq : null;
+    state.loaded = true;
+  }
+
+  /** Messages (and read pointers) of one page of history. */
+  private takePage(state: ConversationState, data: Json): void {
+    const messages = listOf<Message>(data, "items");
+    for (const message of messages) {
+      this.store(state, message);
+    }
+    const seqs = messages.map((m) => m.seq);
+    if (seqs.length > 0) {
+      const oldest = Math.min(...seqs);
+      state.oldestSeq = state.oldestSeq === null ? oldest : Math.min(state.oldestSeq, oldest);
+    }
+    state.hasOlder = Boolean(data.more);
+    state.applied = Math.max(state.applied, ...messages.map((m) => m.changed_seq));
+  }
+
+  private store(state: ConversationState, message: Message): void {
+    if (message.thread_root !== null) {
+      if (this.thread === message.thread_root) {
+        this.threadMessages.set(message.id, message);
+      }
+      return;
+    }
+    const known = state.messages.get(message.id);
+    if (known && known.changed_seq > message.changed_seq) {
+      return; // an older state arrived late
+    }
+    state.messages.set(message.id, message);
+    if (typeof message.read_count === "number") {
+      state.readCounts.set(message.id, message.read_count);
+    }
+  }
+
+  /** Show one message (a search result): load older pages until it is there. */
+  private async focusMessage(conversation: number, id: number): Promise<void> {
+    const state = this.states.get(conversation);
+    for (let page = 0; state && !state.messages.has(id) && state.hasOlder && page < 40; page++) {
+      await this.loadOlder();
+    }
+    const node = this.list.querySelector<HTMLElement>(`[data-message="${id}"]`);
+    if (node) {
+      node.classList.add("chat-focus");
+      node.tabIndex = -1;
+      node.scrollIntoView({ block: "center" });
+      node.focus({ preventScroll: true });
+    }
+  }
+
+  private async loadOlder(): Promise<void> {
+    const state = this.current === null ? undefined : this.states.get(this.current);
+    if (!state || !state.loaded || !state.hasOlder || this.loadingOlder || state.oldestSeq === null) {
+      return;
+    }
+    this.loadingOlder = true;
+    const id = state.info.id;
+    const answer = await api("GET", `conversations/${id}/messages?before=${state.oldestSeq}&limit=${PAGE_SIZE}`);
+    this.loadingOlder = false;
+    if (!ok(answer) || this.current !== id) {
+      return;
+    }
+    const before = this.list.scrollHeight - this.list.scrollTop;
+    const count = state.messages.size;
+    this.takePage(state, answer.data);
+    if (state.messages.size === count) {
+      state.hasOlder = false;
+    }
+    this.renderMessages(state, false);
+    this.list.scrollTop = this.list.scrollHeight - before; // keep the reader's place
+  }
+
+  /** Ask for everything after what was applied (after a gap or a reconnect). */
+  resync(state: ConversationState): Promise<void> {
+    if (state.syncing) {
+      state.resyncAgain = true;
+      return state.syncing;
+    }
+    state.syncing = (async () => {
+      do {
+        state.resyncAgain = false;
+        const answer = await api("GET", `conversations/${state.info.id}/changes?after=${state.applied}`);
+        if (!ok(answer)) {
+          break;
+        }
+        const messages = listOf<Message>(answer.data, "items");
+        for (const message of messages) {
+          this.applyMessage(message, { sync: true });
+        }
+        state.applied = Math.max(state.applied, Number(answer.data.head ?? 0));
+        if (answer.data.more === true) {
+          state.resyncAgain = true;
+        }
+      } while (state.resyncAgain);
+      state.syncing = null;
+      if (state.info.id === this.current) {
+        this.renderMessages(state, false);
+      }
+    })();
+    return state.syncing;
+  }
+
+  resyncAll(): void {
+    for (const state of this.states.values()) {
+      if (state.loaded) {
+        void this.resync(state);
+      }
+    }
+    if (this.thread !== null) {
+      void this.loadThread(this.thread);
+    }
+    void this.refreshList();
+  }
+
+  onReady(): void {
+    this.resyncAll();
+    void this.watchPresence();
+    this.sendActivity(this.idle);
+  }
+
+  // --- live events ---
+
+  onStreamEvent(event: Json): void {
+    if (event.type === "chat" && event.op === "conversation") {
+      void this.refreshList();
+    }
+  }
+
+  onLive(event: Json): void {
+    if (!event || event.type !== "chat") {
+      return;
+    }
+    switch (event.op) {
+      case "message": {
+        const state = this.states.get(Number(event.conversation));
+        const message = event.message as Message;
+        if (state === undefined) {
+          void this.refreshList();
+          return;
+        }
+        const seq = Number(event.seq);
+        if (state.loaded && seq > state.applied + 1) {
+          void this.resync(state); // a gap: fetch it, this one included
+          return;
+        }
+        this.applyMessage(message, {});
+        state.applied = Math.max(state.applied, seq);
+        break;
+      }
+      case "read":
+        this.applyRead(event);
+        break;
+      case "typing":
+        this.applyTyping(event);
+        break;
+      case "presence":
+        for (const change of listOf<Json>(event.changes, "changes")) {
+          this.applyPresence(change);
+        }
+        break;
+      case "conversation":
+        void this.refreshList();
+        break;
+      default:
+        break;
+    }
+  }
+
+  applyMessage(message: Message, how: { own?: boolean; sync?: boolean }): void {
+    const state = this.states.get(message.conversation);
+    if (state === undefined) {
+      return;
+    }
+    const isNew = !state.messages.has(message.id) && !this.threadMessages.has(message.id);
+    if (message.thread_root !== null && this.thread === message.thread_root) {
+      this.threadMessages.set(message.id, message);
+      this.renderThread();
+    }
+    this.store(state, message);
+    if (message.thread_root === null && isNew && message.sender !== boot.user) {
+      if (message.conversation !== this.current || document.visibilityState !== "visible") {
+        state.info.unread = (state.info.unread ?? 0) + 1;
+        if (this.mentionsMe(message)) {
+          state.info.mentions_unread = (state.info.mentions_unread ?? 0) + 1;
+        }
+        this.renderList();
+      }
+      if (!how.sync && this.mentionsMe(message)) {
+        this.notify(state, message);
+      }
+    }
+    if (message.conversation === this.current && state.loaded && !how.sync) {
+      const nearBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 120;
+      this.renderMessages(state, false);
+      if (isNew && (nearBottom || how.own)) {
+        this.list.scrollTop = this.list.scrollHeight;
+      }
+      if (isNew && message.thread_root === null) {
+        this.announcer.textContent = text("new_message", { name: message.sender_name });
+      }
+    }
+    if (message.sender !== null) {
+      state.typing.delete(message.sender);
+      this.renderTyping();
+    }
+  }
+
+  private mentionsMe(message: Message): boolean {
+    return message.mentions_channel || (message.mentions ?? []).includes(boot.user);
+  }
+
+  private applyRead(event: Json): void {
+    const state = this.states.get(Number(event.conversation));
+    if (state === undefined) {
+      return;
+    }
+    const user = Number(event.user);
+    const seq = Number(event.seq);
+    if (user === boot.user) {
+      state.info.last_read_seq = Math.max(state.info.last_read_seq ?? 0, seq);
+      return;
+    }
+    const known = state.reads.get(user) ?? (typeof event.from === "number" ? event.from : undefined);
+    state.reads.set(user, Math.max(seq, known ?? 0));
+    if (known === undefined) {
+      // Where this reader's pointer was is not known here: ask the server for the
+      // counts of what is shown (one request for a burst of such events).
+      this.refreshCounts(state);
+      return;
+    }
+    for (const message of state.messages.values()) {
+      if (message.seq > known && message.seq <= seq && message.sender !== user) {
+        state.readCounts.set(message.id, this.readCount(message, state) + 1);
+        this.updateReadCount(message, state);
+      }
+    }
+  }
+
+  private refreshCounts(state: ConversationState): void {
+    if (state.countsTimer !== null || !state.loaded) {
+      return;
+    }
+    state.countsTimer = window.setTimeout(async () => {
+      state.countsTimer = null;
+      const limit = Math.min(200, Math.max(PAGE_SIZE, state.messages.size));
+      const answer = await api("GET", `conversations/${state.info.id}/messages?limit=${limit}`);
+      if (!ok(answer)) {
+        return;
+      }
+      for (const message of listOf<Message>(answer.data, "items")) {
+        if (typeof message.read_count === "number") {
+          state.readCounts.set(message.id, message.read_count);
+          this.updateReadCount(message, state);
+        }
+      }
+    }, 150);
+  }
+
+  private applyTyping(event: Json): void {
+    const state = this.states.get(Number(event.conversation));
+    const user = Number(event.user);
+    if (state === undefined || user === boot.user) {
+      return;
+    }
+    state.typing.set(user, {
+      name: String(event.name ?? ""),
+      thread: event.thread === null || event.thread === undefined ? null : Number(event.thread),
+      until: Date.now() + TYPING_SHOW_MS,
+    });
+    this.renderTyping();
+    window.setTimeout(() => this.renderTyping(), TYPING_SHOW_MS + 50);
+  }
+
+  private renderTyping(): void {
+    const state = this.current === null ? undefined : this.states.get(this.current);
+    const now = Date.now();
+    const names: string[] = [];
+    if (state) {
+      for (const [user, entry] of state.typing) {
+        if (entry.until < now) {
+          state.typing.delete(user);
+        } else {
+          names.push(entry.name);
+        }
+      }
+    }
+    this.typingLine.textContent = names.length === 0 ? "" : text("typing", { names: names.join("、") });
+  }
+
+  sendTyping(thread: number | null): void {
+    if (this.current !== null) {
+      this.socket.send({ op: "chat.typing", conversation: this.current, thread });
+    }
+  }
+
+  // --- rendering messages ---
+
+  renderMessages(state: ConversationState, toEnd: boolean): void {
+    if (state.info.id !== this.current) {
+      return;
+    }
+    const focusedId = (document.activeElement?.closest("[data-message]") as HTMLElement | null)?.dataset.message;
+    const focusedAction = (document.activeElement as HTMLElement | null)?.dataset?.action;
+    const sorted = Array.from(state.messages.values()).sort((a, b) => a.seq - b.seq);
+    const nodes: HTMLElement[] = [];
+    if (state.hasOlder) {
+      const older = button(text("load_older"), { class: "chat-older", "data-older": "" });
+      older.addEventListener("click", () => void this.loadOlder());
+      nodes.push(older);
+    }
+    let day = "";
+    for (const message of sorted) {
+      const thisDay = dayKey(message.created_at);
+      if (thisDay !== day) {
+        day = thisDay;
+        nodes.push(
+          el("div", { class: "chat-day", role: "separator" }, el("span", {}, dayLabel(message.created_at))),
+        );
+      }
+      if (state.markerSeq !== null && message.seq === state.markerSeq) {
+        nodes.push(el("div", { class: "chat-unread-marker", role: "separator", "data-unread-marker": "" }, el("span", {}, text("unread_from_here"))));
+      }
+      nodes.push(this.renderMessage(message, state, false));
+    }
+    if (sorted.length === 0) {
+      nodes.push(el("p", { class: "chat-empty" }, text("no_messages")));
+    }
+    this.observer.disconnect();
+    this.list.replaceChildren(...nodes);
+    this.list.querySelectorAll<HTMLElement>("[data-message]").forEach((node) => this.observer.observe(node));
+    if (toEnd) {
+      const marker = this.list.querySelector<HTMLElement>("[data-unread-marker]");
+      if (marker) {
+        this.list.scrollTop = Math.max(0, marker.offsetTop - this.list.offsetTop - 40);
+      } else {
+        this.list.scrollTop = this.list.scrollHeight;
+      }
+    }
+    if (focusedId) {
+      const again = this.list.querySelector<HTMLElement>(
+        `[data-message="${focusedId}"] ${focusedAction ? `[data-action="${focusedAction}"]` : ""}`,
+      );
+      again?.focus({ preventScroll: true });
+    }
+  }
+
+  private renderMessage(message: Message, state: ConversationState, inThread: boolean): HTMLElement {
+    const own = message.sender === boot.user;
+    const article = el("article", {
+      class: `chat-msg${own ? " chat-own" : ""}${message.deleted ? " chat-deleted" : ""}${message.pinned ? " chat-pinned" : ""}`,
+      "data-message": String(message.id),
+      "data-seq": String(message.seq),
+      "aria-label": `${message.sender_name} ${timeLabel(message.created_at)}`,
+    });
+    const head = el(
+      "header",
+      { class: "chat-msg-head" },
+      el("span", { class: "chat-sender" }, message.sender_name || text("system")),
+      " ",
+      el("time", { datetime: message.created_at, title: fullTimeLabel(message.created_at) }, timeLabel(message.created_at)),
+    );
+    if (message.edited && !message.deleted) {
+      head.append(" ", el("span", { class: "chat-edited" }, text("edited")));
+    }
+    if (message.pinned) {
+      head.append(" ", el("span", { class: "chat-pin-mark" }, text("pinned")));
+    }
+    if (message.forwarded_from !== null) {
+      head.append(" ", el("span", { class: "chat-forwarded" }, text("forwarded")));
+    }
+    article.append(head);
+    const body = el("div", { class: "chat-body", "data-body": "" });
+    if (message.deleted) {
+      body.textContent = text("deleted");
+    } else {
+      body.innerHTML = message.html; // rendered and escaped by the server (chat.formatting)
+    }
+    article.append(body);
+    if (message.attachments.length > 0) {
+      const files = el("ul", { class: "chat-files" });
+      for (const file of message.attachments) {
+        const link = el("a", { href: `${boot.api}attachments/${file.id}`, download: file.name }, file.name);
+        const item = el("li", {}, link, el("span", { class: "chat-size" }, ` (${Math.ceil(file.size / 1024)} KB)`));
+        if (file.has_thumbnail) {
+          item.prepend(el("img", { src: `${boot.api}attachments/${file.id}/thumbnail`, alt: "", loading: "lazy", class: "chat-thumb" }));
+        }
+        files.append(item);
+      }
+      article.append(files);
+    }
+    const foot = el("div", { class: "chat-msg-foot" });
+    for (const reaction of message.reactions) {
+      const mine = reaction.users.includes(boot.user);
+      foot.append(
+        button(`${reaction.emoji} ${reaction.users.length}`, {
+          class: "chat-reaction",
+          "data-action": `react:${reaction.emoji}`,
+          "aria-pressed": mine ? "true" : "false",
+          "aria-label": text("reaction_n", { emoji: reaction.emoji, n: reaction.users.length }),
+        }),
+      );
+    }
+    if (!inThread && message.reply_count > 0) {
+      foot.append(button(text("replies_n", { n: message.reply_count }), { class: "chat-replies", "data-action": "thread" }));
+    }
+    if (state.info.read_receipts !== false && own && !message.deleted) {
+      const count = this.readCount(message, state);
+      foot.append(
+        button(text("read_n", { n: count }), {
+          class: "chat-read",
+          "data-action": "readers",
+          "data-read-count": String(count),
+          "aria-label": text("read_n_open", { n: count }),
+        }),
+      );
+    }
+    article.append(foot);
+    if (!message.deleted && message.kind !== "system") {
+      const actions = el("div", { class: "chat-actions", role: "group", "aria-label": text("actions") });
+      if (!inThread) {
+        actions.append(button(text("reply"), { "data-action": "thread" }));
+      }
+      actions.append(button(text("react"), { "data-action": "react-menu", "aria-haspopup": "true" }));
+      if (!inThread) {
+        actions.append(button(message.pinned ? text("unpin") : text("pin"), { "data-action": "pin" }));
+        actions.append(button(text("forward"), { "data-action": "forward" }));
+      }
+      if (own) {
+        actions.append(button(text("edit"), { "data-action": "edit" }));
+        actions.append(button(text("delete"), { "data-action": "delete" }));
+      }
+      article.append(actions);
+    }
+    return article;
+  }
+
+  private readCount(message: Message, state: ConversationState): number {
+    return state.readCounts.get(message.id) ?? message.read_count ?? 0;
+  }
+
+  private updateReadCount(message: Message, state: ConversationState): void {
+    for (const node of Array.from(this.root.querySelectorAll<HTMLElement>(`[data-message="${message.id}"] [data-action=readers]`))) {
+      const count = this.readCount(message, state);
+      node.textContent = text("read_n", { n: count });
+      node.dataset.readCount = String(count);
+      node.setAttribute("aria-label", text("read_n_open", { n: count }));
+    }
+  }
+
+  // --- message actions ---
+
+  private findMessage(id: number): Message | undefined {
+    for (const state of this.states.values()) {
+      const found = state.messages.get(id);
+      if (found) {
+        return found;
+      }
+    }
+    return this.threadMessages.get(id);
+  }
+
+  private messageAction(event: Event): void {
+    const target = (event.target as HTMLElement).closest<HTMLElement>("[data-action]");
+    const node = target?.closest<HTMLElement>("[data-message]");
+    if (!target || !node) {
+      return;
+    }
+    const message = this.findMessage(Number(node.dataset.message));
+    if (!message) {
+      return;
+    }
+    const action = target.dataset.action!;
+    if (action.startsWith("react:")) {
+      void this.react(message, action.slice(6));
+    } else if (action === "react-menu") {
+      this.reactMenu(message, target);
+    } else if (action === "thread") {
+      void this.openThread(message.id);
+    } else if (action === "readers") {
+      void this.showReaders(message);
+    } else if (action === "edit") {
+      this.edit(message, node);
+    } else if (action === "delete") {
+      void this.remove(message);
+    } else if (action === "pin") {
+      void this.pin(message);
+    } else if (action === "forward") {
+      void this.forward(message);
+    }
+  }
+
+  private report(answer: Answer): boolean {
+    if (ok(answer)) {
+      const message = messageOf(answer.data);
+      if (message) {
+        this.applyMessage(message, {});
+      }
+      return true;
+    }
+    this.flash(errorText(answer));
+    return false;
+  }
+
+  flash(message: string): void {
+    const alert = this.root.querySelector<HTMLElement>("[data-alert]")!;
+    alert.textContent = message;
+    alert.hidden = message === "";
+  }
+
+  private async react(message: Message, emoji: string): Promise<void> {
+    const mine = message.reactions.some((r) => r.emoji === emoji && r.users.includes(boot.user));
+    this.report(await api("POST", `messages/${message.id}/reactions`, { emoji, add: !mine }));
+  }
+
+  private reactMenu(message: Message, opener: HTMLElement): void {
+    const existing = opener.parentElement?.querySelector(".chat-react-menu");
+    if (existing) {
+      existing.remove();
+      return;
+    }
+    const menu = el("div", { class: "chat-react-menu", role: "group", "aria-label": text("react") });
+    for (const emoji of REACTIONS) {
+      const choice = button(emoji, { "aria-label": text("react_with", { emoji }) });
+      choice.addEventListener("click", (event) => {
+        event.stopPropagation();
+        menu.remove();
+        opener.focus();
+        void this.react(message, emoji);
+      });
+      menu.append(choice);
+    }
+    menu.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.stopPropagation();
+        menu.remove();
+        opener.focus();
+      }
+    });
+    opener.after(menu);
+    menu.querySelector("button")?.focus();
+  }
+
+  private edit(message: Message, node: HTMLElement): void {
+    const body = node.querySelector<HTMLElement>("[data-body]")!;
+    const form = el("form", { class: "chat-edit" });
+    const box = el("textarea", { "aria-label": text("edit_label"), rows: "3" });
+    box.value = message.text;
+    const error = el("p", { class: "error", role: "alert", hidden: "" });
+    const save = el("button", { type: "submit" }, text("save"));
+    const cancel = button(text("cancel"), { class: "secondary" });
+    form.append(box, el("div", { class: "chat-edit-buttons" }, save, cancel), error);
+    let composing = false;
+    box.addEventListener("compositionstart", () => (composing = true));
+    box.addEventListener("compositionend", () => (composing = false));
+    const close = (): void => {
+      const state = this.states.get(message.conversation);
+      if (state) {
+        this.renderMessages(state, false);
+        this.renderThread();
+      }
+    };
+    cancel.addEventListener("click", close);
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.stopPropagation();
+        close();
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !composing && event.keyCode !== 229) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const answer = await api("PATCH", `messages/${message.id}`, { text: box.value });
+      if (ok(answer)) {
+        const updated = messageOf(answer.data);
+        if (updated) {
+          this.applyMessage(updated, {});
+        }
+        close();
+      } else {
+        error.textContent = errorText(answer); // what was typed stays in the box
+        error.hidden = false;
+      }
+    });
+    body.replaceChildren(form);
+    box.focus();
+  }
+
+  private async remove(message: Message): Promise<void> {
+    if (await this.dialogs.confirm(text("delete_confirm"), text("delete"))) {
+      this.report(await api("DELETE", `messages/${message.id}`));
+    }
+  }
+
+  private async pin(message: Message): Promise<void> {
+    this.report(await api("POST", `messages/${message.id}/${message.pinned ? "unpin" : "pin"}`));
+  }
+
+  private async forward(message: Message): Promise<void> {
+    const choices = Array.from(this.states.values())
+      .map((s) => s.info)
+      .filter((c) => c.id !== message.conversation && c.archived !== true);
+    const target = await this.dialogs.forward(choices);
+    if (target === null) {
+      return;
+    }
+    const answer = await api("POST", `messages/${message.id}/forward`, {
+      conversation: target,
+      client_key: newKey(),
+    });
+    if (ok(answer)) {
+      this.flash("");
+      this.announcer.textContent = text("forwarded_done");
+    } else {
+      this.flash(errorText(answer));
+    }
+  }
+
+  private async showReaders(message: Message): Promise<void> {
+    const answer = await api("GET", `messages/${message.id}/readers`);
+    if (!ok(answer)) {
+      this.flash(errorText(answer));
+      return;
+    }
+    const rows = listOf<Json>(answer.data, "readers").map((row) => ({
+      name: String(row.name ?? ""),
+      at: String(row.read_at ?? ""),
+    }));
+    await this.dialogs.readers(rows);
+  }
+
+  // --- threads ---
+
+  async openThread(root: number): Promise<void> {
+    this.thread = root;
+    this.threadMessages.clear();
+    this.threadPane.hidden = false;
+    this.root.classList.add("chat-with-thread");
+    await this.loadThread(root);
+    this.threadComposer.box.focus();
+  }
+
+  private async loadThread(root: number): Promise<void> {
+    const answer = await api("GET", `messages/${root}/thread`);
+    if (!ok(answer) || this.thread !== root) {
+      return;
+    }
+    const rootMessage = messageOf((answer.data.root ?? {}) as Json);
+    for (const message of listOf<Message>(answer.data, "replies")) {
+      this.threadMessages.set(message.id, message);
+    }
+    if (rootMessage) {
+      const state = this.states.get(rootMessage.conversation);
+      if (state) {
+        this.store(state, rootMessage);
+      }
+    }
+    this.renderThread();
+  }
+
+  closeThread(): void {
+    if (this.thread === null) {
+      return;
+    }
+    const root = this.thread;
+    this.thread = null;
+    this.threadPane.hidden = true;
+    this.root.classList.remove("chat-with-thread");
+    this.list.querySelector<HTMLElement>(`[data-message="${root}"] [data-action=thread]`)?.focus();
+  }
+
+  private renderThread(): void {
+    if (this.thread === null) {
+      return;
+    }
+    const root = this.findMessage(this.thread);
+    const state = root ? this.states.get(root.conversation) : undefined;
+    if (!root || !state) {
+      return;
+    }
+    const replies = Array.from(this.threadMessages.values())
+      .filter((m) => m.id !== root.id)
+      .sort((a, b) => a.seq - b.seq);
+    this.threadList.replaceChildren(
+      this.renderMessage(root, state, true),
+      el("p", { class: "chat-thread-count" }, text("replies_n", { n: replies.length })),
+      ...replies.map((m) => this.renderMessage(m, state, true)),
+    );
+    this.threadList.scrollTop = this.threadList.scrollHeight;
+    const last = replies[replies.length - 1];
+    if (last && this.canMarkRead()) {
+      void api("POST", `messages/${root.id}/thread-read`, { seq: last.seq });
+    }
+  }
+
+  // --- 既読: messages shown count as read ---
+
+  private canMarkRead(): boolean {
+    return document.visibilityState === "visible" && document.hasFocus();
+  }
+
+  private seen(entries: IntersectionObserverEntry[]): void {
+    for (const entry of entries) {
+      const seq = Number((entry.target as HTMLElement).dataset.seq);
+      if (entry.isIntersecting) {
+        this.visibleSeqs.add(seq);
+      } else {
+        this.visibleSeqs.delete(seq);
+      }
+    }
+    this.flushVisible();
+  }
+
+  private flushVisible(): void {
+    if (this.readTimer !== null) {
+      window.clearTimeout(this.readTimer);
+    }
+    this.readTimer = window.setTimeout(() => this.markRead(), READ_DEBOUNCE_MS);
+  }
+
+  private markRead(): void {
+    this.readTimer = null;
+    const state = this.current === null ? undefined : this.states.get(this.current);
+    if (!state || !this.canMarkRead() || this.visibleSeqs.size === 0) {
+      return;
+    }
+    const highest = Math.max(...this.visibleSeqs);
+    const mine = state.info.last_read_seq ?? 0;
+    if (highest <= mine) {
+      return;
+    }
+    state.info.last_read_seq = highest;
+    // Unread left: those above what is now read.
+    state.info.unread = Array.from(state.messages.values()).filter(
+      (m) => m.seq > highest && m.sender !== boot.user && m.thread_root === null && !m.deleted,
+    ).length;
+    if (state.info.unread === 0) {
+      state.info.mentions_unread = 0;
+    }
+    this.renderList();
+    void api("POST", `conversations/${state.info.id}/read`, { seq: highest });
+  }
+
+  // --- notifications ---
+
+  private setUpNotifications(): void {
+    const enable = this.root.querySelector<HTMLButtonElement>("[data-notify-enable]")!;
+    if (!("Notification" in window)) {
+      enable.hidden = true;
+      return;
+    }
+    const show = (): void => {
+      enable.hidden = Notification.permission !== "default";
+    };
+    show();
+    enable.addEventListener("click", () => {
+      void Notification.requestPermission().then(show); // only on this button, never by itself
+    });
+  }
+
+  private notify(state: ConversationState, message: Message): void {
+    if (!("Notification" in window) || Notification.permission !== "granted") {
+      return;
+    }
+    if (document.visibilityState === "visible" && document.hasFocus() && state.info.id === this.current) {
+      return;
+    }
+    const note = new Notification(text("mention_title", { name: message.sender_name, conversation: state.info.name }), {
+      body: message.text.slice(0, 140),
+      tag: `chat-${message.id}`,
+    });
+    note.addEventListener("click", () => {
+      window.focus();
+      void this.open(state.info.id);
+    });
+  }
+
+  // --- presence ---
+
+  private setUpPresence(): void {
+    const form = this.root.querySelector<HTMLFormElement>("[data-presence-form]")!;
+    const status = this.root.querySelector<HTMLElement>("[data-my-status]")!;
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const data = new FormData(form);
+      const minutes = Number(data.get("expires") || "0");
+      const answer = await api("PUT", "presence", {
+        status: data.get("status"),
+        message: data.get("message") ?? "",
+        expires_at: minutes > 0 ? new Date(Date.now() + minutes * 60_000).toISOString() : null,
+      });
+      const note = form.querySelector<HTMLElement>("[data-presence-note]")!;
+      if (ok(answer)) {
+        note.textContent = text("presence_saved");
+        status.textContent = this.statusLabel(String(data.get("status")));
+        (form.closest("details") as HTMLDetailsElement | null)?.removeAttribute("open");
+      } else {
+        note.textContent = errorText(answer);
+      }
+    });
+    form.closest("details")?.addEventListener("keydown", (event) => {
+      if ((event as KeyboardEvent).key === "Escape") {
+        const details = form.closest("details") as HTMLDetailsElement;
+        details.removeAttribute("open");
+        details.querySelector("summary")?.focus();
+      }
+    });
+    void api("GET", `presence?users=${boot.user}`).then((answer) => {
+      if (ok(answer)) {
+        const mine = (listOf<Json>(answer.data, "presence")[0] ?? {}) as Json;
+        if (typeof mine.status === "string") {
+          status.textContent = this.statusLabel(mine.status);
+          const select = form.querySelector<HTMLSelectElement>("select[name=status]")!;
+          select.value = mine.status;
+          const input = form.querySelector<HTMLInputElement>("input[name=message]")!;
+          input.value = typeof mine.message === "string" ? mine.message : "";
+        }
+      }
+    });
+    // Idle: no input for CHAT_PRESENCE_IDLE_MINUTES makes 離席 (the server decides
+    // whether a status set by hand or by a meeting stays).
+    const active = (): void => {
+      if (this.idle) {
+        this.idle = false;
+        this.sendActivity(false);
+      }
+      if (this.idleTimer !== null) {
+        window.clearTimeout(this.idleTimer);
+      }
+      this.idleTimer = window.setTimeout(() => {
+        this.idle = true;
+        this.sendActivity(true);
+      }, boot.idle_minutes * 60_000);
+    };
+    for (const name of ["keydown", "pointerdown", "pointermove", "wheel", "focus"]) {
+      window.addEventListener(name, active, { passive: true });
+    }
+    active();
+  }
+
+  sendActivity(idle: boolean): void {
+    this.socket.send({ op: "chat.activity", idle });
+  }
+
+  private async watchPresence(): Promise<void> {
+    // A direct message listed after the page was made: who is on the other side.
+    for (const state of this.states.values()) {
+      if (state.info.kind === "direct" && state.info.other_user === undefined) {
+        state.info.other_user = null;
+        const answer = await api("GET", `conversations/${state.info.id}/members`);
+        const other = listOf<Json>(answer.data, "members").find((m) => m.id !== boot.user);
+        if (other) {
+          state.info.other_user = Number(other.id);
+          this.renderList();
+        }
+      }
+    }
+    const users = Array.from(this.states.values())
+      .map((s) => s.info.other_user)
+      .filter((u): u is number => typeof u === "number");
+    this.socket.send({ op: "chat.presence_watch", users: [boot.user, ...new Set(users)].slice(0, 500) });
+  }
+
+  private applyPresence(change: Json): void {
+    const user = Number(change.user);
+    const status = String(change.status ?? "offline");
+    if (user === boot.user) {
+      const mine = this.root.querySelector<HTMLElement>("[data-my-status]");
+      if (mine) {
+        mine.textContent = this.statusLabel(status);
+      }
+    }
+    this.presence.set(user, { status, message: String(change.message ?? "") });
+    for (const dot of Array.from(this.root.querySelectorAll<HTMLElement>(`[data-presence="${user}"]`))) {
+      dot.className = `chat-dot chat-dot-${status}`;
+      const message = String(change.message ?? "");
+      dot.setAttribute("aria-label", message ? `${this.statusLabel(status)}（${message}）` : this.statusLabel(status));
+      dot.title = dot.getAttribute("aria-label") ?? "";
+    }
+  }
+}
+
+function startChat(): void {
+  const root = document.getElementById("chat");
+  const data = document.getElementById("chat-boot");
+  if (root === null || data === null) {
+    return;
+  }
+  boot = JSON.parse(data.textContent ?? "{}") as Boot;
+  t = boot.strings;
+  const client = new ChatClient();
+  client.start();
+  root.setAttribute("data-ready", "true");
+}
+
+document.addEventListener("DOMContentLoaded", startChat);

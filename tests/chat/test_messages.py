@@ -1,0 +1,432 @@
+"""Messages: send with a client key (also under a race), validation, mentions, threads,
+edit and delete with their history, reactions, pins, forwarding, notices, files."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection
+from pytest_django.fixtures import Settings as SettingsWrapper
+
+from yakuba.audit.models import AuditEntry
+from yakuba.chat import access, queries
+from yakuba.chat.actions import ChatError
+from yakuba.chat.actions import messages as message_actions
+from yakuba.chat.actions.messages import (
+    check_forward_message,
+    check_send_message,
+    do_delete_message,
+    do_edit_message,
+    do_pin,
+    do_post_notice,
+    do_toggle_reaction,
+    do_unpin,
+)
+from yakuba.chat.actions.reads import do_mark_thread_read
+from yakuba.chat.models import (
+    Attachment,
+    Conversation,
+    Membership,
+    Message,
+    MessageRevision,
+    Reaction,
+)
+from yakuba.directory.models import User
+
+from .conftest import Sent
+
+_keys = iter(range(1, 10**6))
+
+
+def send(user: User, conversation: Conversation, text: str, **kwargs: Any) -> Message:
+    kwargs.setdefault("client_key", f"k-{user.pk}-{next(_keys)}")
+    membership = access.access_conversation_for_post(user, conversation.pk)
+    message, _created = check_send_message(membership, text=text, acting_user=user, **kwargs)
+    return message
+
+
+def chat_events(sent: Sent, op: str) -> list[tuple[dict[str, Any], list[int]]]:
+    return [(payload, ids) for payload, ids in sent if payload.get("op") == op]
+
+
+def test_it_sends_a_message_in_seq_order_and_tells_the_members(
+    bunsho_channel: Conversation, alice: User, bob: User, sent: Sent
+) -> None:
+    first = send(alice, bunsho_channel, "おはようございます")
+    second = send(bob, bunsho_channel, "本日の予定を共有します")
+    assert (first.seq, second.seq) == (1, 2)
+    assert (first.changed_seq, second.changed_seq) == (1, 2)
+    bunsho_channel.refresh_from_db()
+    assert bunsho_channel.last_seq == 2
+    assert bunsho_channel.last_message_at == second.created_at
+    events = chat_events(sent, "message")
+    assert [payload["message"]["text"] for payload, _ids in events] == [
+        "おはようございます",
+        "本日の予定を共有します",
+    ]
+    assert events[0][1] == sorted([alice.pk, bob.pk])
+    assert events[0][0]["message"]["sender_name"] == "青木 愛"
+
+
+def test_it_counts_the_senders_own_message_as_read(
+    bunsho_channel: Conversation, alice: User, bob: User
+) -> None:
+    send(bob, bunsho_channel, "先に一件")
+    mine = send(alice, bunsho_channel, "了解です")
+    membership = Membership.objects.get(conversation=bunsho_channel, user=alice)
+    assert membership.last_read_seq == mine.seq
+    bob_pointer = Membership.objects.get(conversation=bunsho_channel, user=bob).last_read_seq
+    assert bob_pointer == 1
+
+
+def test_it_returns_the_first_message_when_the_client_key_repeats(
+    bunsho_channel: Conversation, alice: User
+) -> None:
+    membership = access.access_conversation_for_post(alice, bunsho_channel.pk)
+    first, created = check_send_message(
+        membership, text="議事録を回覧します", client_key="retry-1", acting_user=alice
+    )
+    again, created_again = check_send_message(
+        membership, text="議事録を回覧します", client_key="retry-1", acting_user=alice
+    )
+    assert (created, created_again) == (True, False)
+    assert again.pk == first.pk
+    assert Message.objects.filter(client_key="retry-1").count() == 1
+    assert Conversation.objects.get(pk=bunsho_channel.pk).last_seq == 1
+
+
+def test_it_answers_the_first_message_when_the_look_up_missed_it(
+    bunsho_channel: Conversation, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race window: the first look-up found nothing, the INSERT hits the unique
+    constraint, and the send answers with the message already there."""
+    first = send(alice, bunsho_channel, "一通目", client_key="race-1")
+    real = message_actions._existing
+    calls = {"n": 0}
+
+    def missing_once(sender: User, client_key: str) -> Message | None:
+        calls["n"] += 1
+        return None if calls["n"] == 1 else real(sender, client_key)
+
+    monkeypatch.setattr(message_actions, "_existing", missing_once)
+    membership = access.access_conversation_for_post(alice, bunsho_channel.pk)
+    again, created = check_send_message(
+        membership, text="一通目", client_key="race-1", acting_user=alice
+    )
+    assert (again.pk, created) == (first.pk, False)
+    assert Message.objects.filter(client_key="race-1").count() == 1
+    # The seq the failed INSERT took was rolled back with it.
+    assert Conversation.objects.get(pk=bunsho_channel.pk).last_seq == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_makes_one_message_when_two_sends_race_with_the_same_key(
+    bunsho_channel: Conversation, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: list[dict[str, Any]] = []
+    # Where live events leave the process after commit: the losing send publishes nothing.
+    monkeypatch.setattr(
+        "yakuba.realtime.bus.publish_live", lambda event, user_ids: published.append(event)
+    )
+    barrier = threading.Barrier(2)
+    results: list[tuple[int, bool]] = []
+    errors: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            membership = access.access_conversation_for_post(alice, bunsho_channel.pk)
+            barrier.wait(timeout=10)
+            message, created = check_send_message(
+                membership, text="同時送信", client_key="same-key", acting_user=alice
+            )
+            results.append((message.pk, created))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert Message.objects.filter(client_key="same-key").count() == 1
+    assert len({pk for pk, _created in results}) == 1
+    assert sorted(created for _pk, created in results) == [False, True]
+    assert Conversation.objects.get(pk=bunsho_channel.pk).last_seq == 1
+    assert [event["op"] for event in published if event["op"] == "message"] == ["message"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "code", "field"),
+    [
+        ("   \n ", "ok-1", "empty", "text"),
+        ("x" * 101, "ok-2", "too_long", "text"),
+        ("ベル\x07が鳴る", "ok-3", "control_characters", "text"),
+        ("本文", "空白 入り", "bad_client_key", "client_key"),
+        ("本文", "k" * 65, "bad_client_key", "client_key"),
+        ("本文", "", "bad_client_key", "client_key"),
+    ],
+)
+def test_it_refuses_bad_input_with_a_japanese_message(
+    bunsho_channel: Conversation,
+    alice: User,
+    settings: SettingsWrapper,
+    text: str,
+    key: str,
+    code: str,
+    field: str,
+) -> None:
+    settings.CHAT_MESSAGE_MAX_CHARS = 100
+    with pytest.raises(ChatError) as refused:
+        send(alice, bunsho_channel, text, client_key=key)
+    assert (refused.value.code, refused.value.field) == (code, field)
+    assert refused.value.status == 400
+    assert any("\u3040" <= c <= "\u30ff" for c in refused.value.message)
+    assert not Message.objects.exists()
+
+
+def test_it_keeps_tabs_and_line_breaks(bunsho_channel: Conversation, alice: User) -> None:
+    message = send(alice, bunsho_channel, "一行目\n\t二行目\r\n三行目  ")
+    assert message.text == "一行目\n\t二行目\n三行目"
+
+
+def test_it_refuses_a_thread_root_elsewhere_or_a_reply_as_root(
+    bunsho_channel: Conversation, project: Conversation, alice: User
+) -> None:
+    elsewhere = send(alice, project, "プロジェクト側")
+    root = send(alice, bunsho_channel, "親")
+    reply = send(alice, bunsho_channel, "返信", thread_root_id=root.pk)
+    for bad in (elsewhere.pk, reply.pk, 999999):
+        with pytest.raises(ChatError) as refused:
+            send(alice, bunsho_channel, "孫返信", thread_root_id=bad)
+        assert refused.value.code == "bad_thread"
+
+
+def test_it_counts_replies_on_the_root_and_tells_both(
+    bunsho_channel: Conversation, alice: User, bob: User, sent: Sent
+) -> None:
+    root = send(alice, bunsho_channel, "会議室の予約について")
+    sent.clear()
+    reply = send(bob, bunsho_channel, "3階を押さえました", thread_root_id=root.pk)
+    root.refresh_from_db()
+    assert (root.reply_count, root.last_reply_seq) == (1, reply.seq)
+    assert root.changed_seq == reply.seq + 1
+    assert root.seq == 1
+    changed = [payload["message"]["id"] for payload, _ids in chat_events(sent, "message")]
+    assert changed == [reply.pk, root.pk]
+    # A reply is not in the timeline: it does not move the conversation's read pointer.
+    bob_membership = Membership.objects.get(conversation=bunsho_channel, user=bob)
+    assert bob_membership.last_read_seq == 0
+    # Threads have their own unread state.
+    assert queries.thread_unread(alice, root) == 1
+    assert queries.thread_unread(bob, root) == 0
+    assert do_mark_thread_read(alice, root, up_to_seq=reply.seq)
+    assert not do_mark_thread_read(alice, root, up_to_seq=reply.seq)
+    assert queries.thread_unread(alice, root) == 0
+    assert [m.pk for m in queries.thread(root)] == [reply.pk]
+
+
+def test_it_parses_mentions_of_people_departments_and_everyone(
+    channels: dict[str, Conversation], alice: User, bob: User, charlie: User, dora: User
+) -> None:
+    bunsho = channels["bunsho"]
+    named = send(alice, bunsho, "@bobさん、確認お願いします。@charlie も")
+    assert named.mentions == [bob.pk]
+    assert not named.mentions_channel
+    spaced = send(alice, bunsho, "＠bob さん 全角の＠も")
+    assert spaced.mentions == [bob.pk]
+    not_prefix = send(alice, bunsho, "@bobby は誰？")
+    assert not_prefix.mentions == []
+    department = send(alice, channels["somu_ka"], "@文書係の皆さん 回覧です")
+    assert department.mentions == sorted([bob.pk, dora.pk])
+    by_code = send(alice, channels["somu_ka"], "@111 宛て")
+    assert by_code.mentions == sorted([bob.pk, dora.pk])
+    everyone = send(alice, bunsho, "@全員 本日は定時退庁日です")
+    assert everyone.mentions_channel
+
+
+def test_it_asks_to_confirm_a_mention_of_many_people(
+    bunsho_channel: Conversation,
+    alice: User,
+    bob: User,
+    dora: User,
+    settings: SettingsWrapper,
+) -> None:
+    settings.CHAT_MENTION_CONFIRM_OVER = 1
+    with pytest.raises(ChatError) as refused:
+        send(alice, bunsho_channel, "@channel 避難訓練のお知らせ", client_key="mass-1")
+    assert (refused.value.code, refused.value.status) == ("confirm_mentions", 409)
+    assert refused.value.details == {"count": 2}
+    assert not Message.objects.exists()
+    confirmed = send(
+        alice,
+        bunsho_channel,
+        "@channel 避難訓練のお知らせ",
+        client_key="mass-1",
+        confirm_mass_mention=True,
+    )
+    assert confirmed.mentions_channel
+    one = send(alice, bunsho_channel, "@bob だけ")
+    assert one.mentions == [bob.pk]
+
+
+def test_it_edits_keeping_the_old_text_for_auditors(
+    bunsho_channel: Conversation, alice: User, sent: Sent
+) -> None:
+    message = send(alice, bunsho_channel, "会議は10時からです")
+    send(alice, bunsho_channel, "次の話題")
+    sent.clear()
+    assert do_edit_message(message, text="会議は11時からです", acting_user=alice)
+    message.refresh_from_db()
+    assert message.text == "会議は11時からです"
+    assert message.edited_at is not None
+    assert (message.seq, message.changed_seq) == (1, 3)
+    revision = MessageRevision.objects.get(message=message)
+    assert (revision.text, revision.change, revision.replaced_by) == (
+        "会議は10時からです",
+        "edit",
+        alice,
+    )
+    entry = AuditEntry.objects.get(action="chat.message_edited")
+    assert entry.target_id == str(message.pk)
+    assert "10時" not in str(entry.details) and "11時" not in str(entry.details)
+    payload = chat_events(sent, "message")[0][0]["message"]
+    assert payload["edited"] and payload["text"] == "会議は11時からです"
+    assert not do_edit_message(message, text="会議は11時からです", acting_user=alice)
+
+
+def test_it_deletes_keeping_its_place_and_the_text_for_auditors(
+    bunsho_channel: Conversation, alice: User, sent: Sent
+) -> None:
+    message = send(alice, bunsho_channel, "誤って送った個人情報")
+    do_pin(message, acting_user=alice)
+    sent.clear()
+    assert do_delete_message(message, acting_user=alice)
+    message.refresh_from_db()
+    assert message.text == ""
+    assert message.deleted_at is not None and message.deleted_by == alice
+    assert message.pinned_at is None
+    assert (
+        MessageRevision.objects.get(message=message, change="delete").text == "誤って送った個人情報"
+    )
+    entry = AuditEntry.objects.get(action="chat.message_deleted")
+    assert "個人情報" not in str(entry.details)
+    payload = chat_events(sent, "message")[0][0]["message"]
+    assert payload["deleted"] and payload["text"] == "" and payload["html"] == ""
+    assert not do_delete_message(message, acting_user=alice)
+    with pytest.raises(ChatError):
+        do_toggle_reaction(message, emoji="👍", add=True, acting_user=alice)
+
+
+def test_it_toggles_reactions_idempotently(
+    bunsho_channel: Conversation, alice: User, bob: User, sent: Sent
+) -> None:
+    message = send(alice, bunsho_channel, "資料を共有フォルダに置きました")
+    sent.clear()
+    assert do_toggle_reaction(message, emoji="👍", add=True, acting_user=bob)
+    assert not do_toggle_reaction(message, emoji="👍", add=True, acting_user=bob)
+    assert do_toggle_reaction(message, emoji="了解", add=True, acting_user=alice)
+    assert Reaction.objects.filter(message=message).count() == 2
+    payload = chat_events(sent, "message")[-1][0]["message"]
+    assert payload["reactions"] == [
+        {"emoji": "👍", "users": [bob.pk]},
+        {"emoji": "了解", "users": [alice.pk]},
+    ]
+    assert do_toggle_reaction(message, emoji="👍", add=False, acting_user=bob)
+    assert not do_toggle_reaction(message, emoji="👍", add=False, acting_user=bob)
+    message.refresh_from_db()
+    assert message.changed_seq == 4
+    for bad in ("", "x" * 33, "a b"):
+        with pytest.raises(ChatError):
+            do_toggle_reaction(message, emoji=bad, add=True, acting_user=bob)
+
+
+def test_it_pins_and_unpins_with_an_audit_entry(
+    bunsho_channel: Conversation, alice: User, bob: User
+) -> None:
+    message = send(alice, bunsho_channel, "書庫の鍵は総務課にあります")
+    assert do_pin(message, acting_user=bob)
+    assert not do_pin(message, acting_user=bob)
+    assert [m.pk for m in queries.pins(bunsho_channel)] == [message.pk]
+    assert do_unpin(message, acting_user=bob)
+    assert queries.pins(bunsho_channel) == []
+    actions = list(AuditEntry.objects.order_by("pk").values_list("action", flat=True))
+    assert actions[-2:] == ["chat.message_pinned", "chat.message_unpinned"]
+
+
+def test_it_forwards_a_message_with_a_link_back(
+    bunsho_channel: Conversation, project: Conversation, alice: User, bob: User
+) -> None:
+    original = send(bob, bunsho_channel, "引越し業者の見積りが届きました\n3社です")
+    target = access.access_conversation_for_post(alice, project.pk)
+    forwarded, created = check_forward_message(
+        original, target, comment="共有します", client_key="fwd-1", acting_user=alice
+    )
+    assert created
+    assert forwarded.conversation_id == project.pk
+    assert forwarded.forwarded_from_id == original.pk
+    assert forwarded.text == "共有します\n> 引越し業者の見積りが届きました\n> 3社です"
+    again, created_again = check_forward_message(
+        original, target, comment="共有します", client_key="fwd-1", acting_user=alice
+    )
+    assert (again.pk, created_again) == (forwarded.pk, False)
+
+
+def test_it_refuses_to_forward_what_the_forwarder_cannot_read(
+    bunsho_channel: Conversation, alice: User, charlie: User
+) -> None:
+    secret = send(alice, bunsho_channel, "文書係だけの話")
+    charlies_channel = Membership.objects.filter(user=charlie).select_related("conversation")[0]
+    with pytest.raises(ChatError) as refused:
+        check_forward_message(
+            secret, charlies_channel, comment="", client_key="leak-1", acting_user=charlie
+        )
+    assert refused.value.status == 403
+    assert not Message.objects.filter(forwarded_from=secret).exists()
+
+
+def test_it_posts_a_notice_without_a_sender(
+    bunsho_channel: Conversation, alice: User, sent: Sent
+) -> None:
+    send(alice, bunsho_channel, "前のメッセージ")
+    notice = do_post_notice(bunsho_channel, "震度5弱の地震が発生しました", label="防災システム")
+    assert notice.sender_id is None
+    assert (notice.seq, notice.kind, notice.sender_label) == (2, "system", "防災システム")
+    payload = chat_events(sent, "message")[-1][0]["message"]
+    assert payload["sender_name"] == "防災システム"
+
+
+def test_it_attaches_files_uploaded_by_the_sender_in_the_conversation(
+    bunsho_channel: Conversation, project: Conversation, alice: User, bob: User
+) -> None:
+    # Made directly: the upload action (and the file on disk) is another part's business.
+    def upload(user: User, conversation: Conversation, name: str) -> Attachment:
+        return Attachment.objects.create(
+            conversation=conversation,
+            uploaded_by=user,
+            name=name,
+            content_type="application/pdf",
+            size=1234,
+            sha256="0" * 64,
+            path=f"x/{name}",
+        )
+
+    mine = upload(alice, bunsho_channel, "配席図.pdf")
+    message = send(alice, bunsho_channel, "", attachment_ids=[mine.pk])
+    mine.refresh_from_db()
+    assert mine.message_id == message.pk
+    assert message.has_file
+    payload = queries.message_payloads([queries.message_with_parts(message.pk)])[0]
+    assert [a["name"] for a in payload["attachments"]] == ["配席図.pdf"]
+    for other in (
+        upload(bob, bunsho_channel, "bobの.pdf"),
+        upload(alice, project, "別会話.pdf"),
+        mine,
+    ):
+        with pytest.raises(ChatError) as refused:
+            send(alice, bunsho_channel, "添付", attachment_ids=[other.pk])
+        assert refused.value.code == "bad_attachment"

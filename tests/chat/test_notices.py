@@ -1,0 +1,61 @@
+"""Other features tell people things through chat: a person's お知らせ conversation and
+a 所属's channel.  The notice commits with the action that caused it, or not at all."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+from yakuba.chat.models import Conversation, Membership, Message
+from yakuba.chat.notices import notify_department, notify_person
+from yakuba.directory.models import User
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_posts_a_notice_to_the_persons_own_conversation(alice: User, bob: User) -> None:
+    first = notify_person(alice, "会議室の予約が解放されました。")
+    second = notify_person(alice, "もう一件のお知らせです。")
+
+    assert first is not None and second is not None
+    assert first.conversation_id == second.conversation_id
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    assert conversation.kind == Conversation.Kind.NOTICES
+    assert list(
+        Membership.objects.filter(conversation=conversation).values_list("user_id", flat=True)
+    ) == [alice.pk]
+    assert [m.text for m in Message.objects.filter(conversation=conversation).order_by("seq")] == [
+        "会議室の予約が解放されました。",
+        "もう一件のお知らせです。",
+    ]
+    assert first.sender_id is None and first.sender_label == "役場システム"
+    # Bob's notices are his own.
+    bobs = notify_person(bob, "あなた宛てです。")
+    assert bobs is not None and bobs.conversation_id != conversation.pk
+
+
+def test_it_rolls_the_notice_back_with_the_action(alice: User) -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        notify_person(alice, "取り消される処理のお知らせ")
+        raise RuntimeError("the action failed")
+
+    assert not Message.objects.filter(text="取り消される処理のお知らせ").exists()
+
+
+def test_it_skips_people_who_cannot_use_chat(alice: User) -> None:
+    alice.is_active = False
+    alice.save(update_fields=["is_active"])
+
+    assert notify_person(alice, "届かないお知らせ") is None
+    assert not Message.objects.exists()
+
+
+def test_it_posts_to_a_department_channel(channels: dict[str, Conversation], alice: User) -> None:
+    department = channels["bunsho"].department
+    assert department is not None
+
+    message = notify_department(department, "議事録が承認されました。")
+
+    assert message is not None
+    assert message.conversation_id == channels["bunsho"].pk
+    assert message.kind == Message.Kind.SYSTEM

@@ -1,0 +1,200 @@
+"""The chat pages: the web client's shell (/chat/) and the search page (/chat/search/).
+
+The shell carries the person's conversations in its json_script block; what it lists and
+what the search page finds must follow the same permissions as the API."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, include, path
+from pytest_django.fixtures import Settings as SettingsWrapper
+
+from yakuba import urls as site_urls
+from yakuba.chat import access
+from yakuba.chat.actions.conversations import do_add_members, do_create_project_channel
+from yakuba.chat.actions.messages import check_send_message
+from yakuba.chat.models import Conversation, Message
+from yakuba.directory.models import User
+
+pytestmark = pytest.mark.django_db
+
+# The site's URLs with the chat pages, until yakuba/urls.py includes them itself.
+urlpatterns: list[URLPattern | URLResolver] = list(site_urls.urlpatterns)
+if not any(getattr(p, "namespace", None) == "chat" for p in urlpatterns):
+    urlpatterns.append(path("chat/", include("yakuba.chat.urls")))
+
+
+@pytest.fixture(autouse=True)
+def _chat_urls(settings: SettingsWrapper) -> None:
+    settings.ROOT_URLCONF = __name__
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def send(user: User, conversation: Conversation, text: str) -> Message:
+    membership = access.access_conversation_for_post(user, conversation.pk)
+    message, _created = check_send_message(
+        membership, text=text, client_key=str(uuid.uuid4()), acting_user=user
+    )
+    return message
+
+
+def boot_data(html: str) -> dict[str, Any]:
+    """The json_script block the client starts from."""
+    start = html.index('<script id="chat-boot" type="application/json">')
+    start = html.index(">", start) + 1
+    end = html.index("</script>", start)
+    data: dict[str, Any] = json.loads(html[start:end])
+    return data
+
+
+# --- the client's shell ------------------------------------------------------------------
+
+
+def test_it_shows_the_chat_page_to_staff_with_their_conversations(
+    alice: User, bunsho_channel: Conversation, project: Conversation
+) -> None:
+    response = client_for(alice).get("/chat/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'src="/static/yakuba/chat.js"' in html
+    assert "<script>" not in html  # nothing inline: the CSP refuses it
+    boot = boot_data(html)
+    assert boot["user"] == alice.pk
+    names = {c["name"]: c["kind"] for c in boot["conversations"]}
+    assert names["総務部 総務課 文書係"] == "department"
+    assert names["新庁舎移転プロジェクト"] == "project"
+    assert boot["strings"]["unread_from_here"] == "ここから未読"
+
+
+def test_it_counts_unread_messages_in_the_first_list(
+    alice: User, bob: User, bunsho_channel: Conversation
+) -> None:
+    send(alice, bunsho_channel, "朝会の時間を教えてください")  # her own: not unread
+    send(bob, bunsho_channel, "朝会は9時からです")
+    send(bob, bunsho_channel, "資料は共有フォルダにあります")
+
+    boot = boot_data(client_for(alice).get("/chat/").content.decode())
+
+    row = next(c for c in boot["conversations"] if c["id"] == bunsho_channel.pk)
+    assert row["unread"] == 2
+    assert row["read_receipts"] is True
+
+
+def test_it_names_the_other_person_of_a_direct_message(alice: User, bob: User) -> None:
+    from yakuba.chat.actions.conversations import do_get_or_create_direct
+
+    direct, _created = do_get_or_create_direct(alice, bob, acting_user=alice)
+
+    boot = boot_data(client_for(alice).get("/chat/").content.decode())
+
+    row = next(c for c in boot["conversations"] if c["id"] == direct.pk)
+    assert row["kind"] == "direct"
+    assert row["other_user"] == bob.pk
+    assert row["name"] == bob.display_name
+
+
+def test_it_sends_signed_out_visitors_to_sign_in(db: None) -> None:
+    for url in ("/chat/", "/chat/search/?q=予約"):
+        response = Client().get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/login/")
+
+
+def test_it_lists_only_the_channels_a_guest_was_invited_to(
+    alice: User, guest: User, bunsho_channel: Conversation, project: Conversation
+) -> None:
+    invited = do_create_project_channel(
+        name="バス協定の調整",
+        description="災害時の避難者輸送",
+        is_private=True,
+        owners=[alice],
+        members=[],
+        acting_user=alice,
+    )
+    do_add_members(invited, [guest], acting_user=alice)
+
+    response = client_for(guest).get("/chat/")
+
+    assert response.status_code == 200
+    boot = boot_data(response.content.decode())
+    assert [c["id"] for c in boot["conversations"]] == [invited.pk]
+
+
+# --- search ------------------------------------------------------------------------------
+
+
+def test_it_finds_messages_of_conversations_the_searcher_may_read(
+    alice: User,
+    bob: User,
+    charlie: User,
+    bunsho_channel: Conversation,
+    channels: dict[str, Conversation],
+) -> None:
+    found = send(bob, bunsho_channel, "明日の会議室の予約をお願いします")
+    send(charlie, channels["koseki"], "窓口の予約は停止中です")
+
+    response = client_for(alice).get("/chat/search/", {"q": "予約"})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'data-result="{found.pk}"' in html
+    assert "<mark>予約</mark>" in html
+    assert "窓口の予約" not in html  # 戸籍住民課 is not Alice's
+    assert f"/chat/?c={bunsho_channel.pk}&amp;m={found.pk}" in html
+
+    response = client_for(charlie).get("/chat/search/", {"q": "予約"})
+    html = response.content.decode()
+    assert "窓口の" in html
+    assert f'data-result="{found.pk}"' not in html
+
+
+def test_it_filters_search_results_by_conversation_and_person(
+    alice: User,
+    bob: User,
+    bunsho_channel: Conversation,
+    project: Conversation,
+) -> None:
+    by_bob = send(bob, bunsho_channel, "書庫の整理を始めます")
+    by_alice = send(alice, project, "書庫の整理は来週です")
+    client = client_for(alice)
+
+    html = client.get("/chat/search/", {"q": "書庫", "conversation": project.pk}).content.decode()
+    assert f'data-result="{by_alice.pk}"' in html
+    assert f'data-result="{by_bob.pk}"' not in html
+
+    html = client.get("/chat/search/", {"q": "書庫", "person": "bob"}).content.decode()
+    assert f'data-result="{by_bob.pk}"' in html
+    assert f'data-result="{by_alice.pk}"' not in html
+
+
+def test_it_says_what_is_wrong_with_a_search(alice: User, bunsho_channel: Conversation) -> None:
+    client = client_for(alice)
+
+    response = client.get(
+        "/chat/search/", {"q": "予約", "date_from": "2026-05-02", "date_to": "2026-05-01"}
+    )
+    assert response.status_code == 200
+    assert "期間の「から」は「まで」より前の日にしてください。" in response.content.decode()
+
+    response = client.get("/chat/search/", {"q": "予約", "person": "だれでもない人"})
+    assert "その名前の人は見つかりません。" in response.content.decode()
+
+
+def test_it_offers_only_the_searchers_conversations_to_filter_by(
+    alice: User, charlie: User, channels: dict[str, Conversation]
+) -> None:
+    html = client_for(alice).get("/chat/search/").content.decode()
+
+    assert f'<option value="{channels["bunsho"].pk}">総務部 総務課 文書係</option>' in html
+    assert f'value="{channels["koseki"].pk}"' not in html

@@ -1,0 +1,577 @@
+"""Writes of messages: send (with its client key), notices, edit, delete, reactions,
+pins and forwarding.
+
+Seq.  Every change in a conversation takes the conversation's next seq through
+``next_seq``, the one place that advances it: a conditional ``UPDATE … RETURNING`` that
+locks the conversation row until the caller's transaction ends, so seqs commit in order
+within a conversation and a client that resyncs from ``changed_seq > S`` misses nothing.
+Keep the transaction short after calling it: every writer of the conversation waits.
+
+Idempotent send.  A send carries a client key; a second send with the same (sender,
+key) returns the first message and ``created=False``.  Two racing sends both pass the
+first look-up; the second one's INSERT then fails on the partial unique constraint
+(the first committed while it waited for the conversation's lock), its savepoint rolls
+back (the seq with it) and it answers with the first message.
+
+Audited: edits, deletions, pins (``AuditAction.CHAT_*``), without the text (the
+message's revisions hold it).  Sends and reactions are not: the message table is the
+record.  Events are live (``events.notify_message``) after commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils.translation import gettext as _
+
+from yakuba.audit.models import AuditAction
+from yakuba.audit.record import record
+from yakuba.chat import events
+from yakuba.chat.actions import ChatError
+from yakuba.chat.mentions import Mentions, parse_mentions
+from yakuba.chat.models import (
+    Attachment,
+    Conversation,
+    Membership,
+    MentionNotice,
+    Message,
+    MessageRevision,
+    Reaction,
+    ThreadRead,
+)
+from yakuba.directory.models import User
+from yakuba.lib import clock
+
+__all__ = [
+    "check_forward_message",
+    "check_send_message",
+    "clean_text",
+    "do_delete_message",
+    "do_edit_message",
+    "do_pin",
+    "do_post_notice",
+    "do_toggle_reaction",
+    "do_unpin",
+    "next_seq",
+    "payload",
+    "register_after_send",
+]
+
+CLIENT_KEY = re.compile(r"^[A-Za-z0-9_\-:.]{1,64}$")
+# Control characters refused in text (tab, line feed and carriage return are typed).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+EMOJI_MAX = 32
+
+_after_send: list[Callable[[Message], None]] = []
+
+
+def register_after_send(hook: Callable[[Message], None]) -> None:
+    """Run ``hook(message)`` after the commit of every new message (outgoing webhooks on
+    mention, the mention e-mail outbox).  Register once, from an app's ``ready()``."""
+    if hook not in _after_send:
+        _after_send.append(hook)
+
+
+def next_seq(conversation_id: int) -> int:
+    """The conversation's next change seq.  Locks the conversation row until the
+    caller's transaction ends: call it inside ``transaction.atomic()``, as late as the
+    action allows."""
+    table = Conversation._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq",  # noqa: S608 (the table name is ours)
+            [conversation_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Conversation.DoesNotExist(conversation_id)
+    return int(row[0])
+
+
+def payload(message: Message, *, sender_name: str | None = None) -> dict[str, Any]:
+    """``events.message_dict`` of a message just written (its reactions and files read
+    fresh: two queries)."""
+    return events.message_dict(
+        message,
+        reactions=list(Reaction.objects.filter(message=message)),
+        attachments=list(Attachment.objects.filter(message=message).order_by("pk")),
+        sender_name=sender_name,
+    )
+
+
+def clean_text(text: str, *, allow_empty: bool = False) -> str:
+    """The text as stored: trailing spaces of the whole text dropped, checked for
+    length and control characters (raises ``ChatError`` with ``field="text"``)."""
+    cleaned = (text or "").replace("\r\n", "\n").strip()
+    if not cleaned and not allow_empty:
+        raise ChatError(
+            _("メッセージを入力してください。"),
+            "The message is empty.",
+            code="empty",
+            field="text",
+        )
+    limit = settings.CHAT_MESSAGE_MAX_CHARS
+    if len(cleaned) > limit:
+        raise ChatError(
+            _("メッセージは%(limit)d文字以内にしてください（今は%(n)d文字です）。")
+            % {"limit": limit, "n": len(cleaned)},
+            f"The message is longer than {limit} characters.",
+            code="too_long",
+            field="text",
+            details={"limit": limit, "length": len(cleaned)},
+        )
+    if CONTROL.search(cleaned):
+        raise ChatError(
+            _("メッセージに使えない制御文字が含まれています。取り除いてから送ってください。"),
+            "The message contains control characters.",
+            code="control_characters",
+            field="text",
+        )
+    return cleaned
+
+
+def _check_client_key(client_key: str) -> str:
+    if not isinstance(client_key, str) or not CLIENT_KEY.match(client_key):
+        raise ChatError(
+            _("client_key は英数字と _-:. の1〜64文字で指定してください。"),
+            "client_key must be 1-64 characters of A-Z a-z 0-9 _ - : .",
+            code="bad_client_key",
+            field="client_key",
+        )
+    return client_key
+
+
+def _existing(sender: User, client_key: str) -> Message | None:
+    return (
+        Message.objects.select_related("conversation")
+        .filter(sender=sender, client_key=client_key)
+        .first()
+    )
+
+
+def _thread_root(conversation: Conversation, root_id: int | None) -> Message | None:
+    if root_id is None:
+        return None
+    root = Message.objects.filter(pk=root_id, conversation=conversation).first()
+    if root is None or root.thread_root_id is not None:
+        raise ChatError(
+            _(
+                "返信先のメッセージがこの会話にありません。スレッドの最初のメッセージを選んでください。"
+            ),
+            "The thread root is not a top-level message of this conversation.",
+            code="bad_thread",
+            field="thread_root",
+        )
+    if root.deleted_at is not None:
+        raise ChatError(
+            _("返信先のメッセージは削除されています。"),
+            "The thread root was deleted.",
+            code="bad_thread",
+            field="thread_root",
+        )
+    return root
+
+
+def _attachments(
+    conversation: Conversation, user: User, attachment_ids: Sequence[int]
+) -> list[Attachment]:
+    wanted = sorted(set(attachment_ids))
+    if not wanted:
+        return []
+    found = list(
+        Attachment.objects.filter(
+            pk__in=wanted, conversation=conversation, uploaded_by=user, message__isnull=True
+        )
+        .exclude(scan=Attachment.Scan.INFECTED)
+        .order_by("pk")
+    )
+    if len(found) != len(wanted):
+        raise ChatError(
+            _("添付ファイルが見つかりません。もう一度アップロードしてから送ってください。"),
+            "An attachment is unknown, already sent, or not yours in this conversation.",
+            code="bad_attachment",
+            field="attachments",
+        )
+    return found
+
+
+def _confirm_mentions(mentions: Mentions, confirmed: bool) -> None:
+    over = settings.CHAT_MENTION_CONFIRM_OVER
+    if mentions.notify_count > over and not confirmed:
+        raise ChatError(
+            _("このメンションは%(n)d人に通知されます。送ってよければ確認してください。")
+            % {"n": mentions.notify_count},
+            f"This mention would notify {mentions.notify_count} people; confirm to send.",
+            code="confirm_mentions",
+            status=409,
+            details={"count": mentions.notify_count},
+        )
+
+
+def check_send_message(
+    membership: Membership,
+    *,
+    text: str,
+    client_key: str,
+    thread_root_id: int | None = None,
+    attachment_ids: Sequence[int] = (),
+    confirm_mass_mention: bool = False,
+    acting_user: User,
+    forwarded_from: Message | None = None,
+    mention_text: str | None = None,
+) -> tuple[Message, bool]:
+    """Send a message as ``membership``'s person (the caller checked they may post:
+    ``access_conversation_for_post``).  Mentions are read from ``mention_text`` when
+    given (a forward: its comment, not the quoted original).  Returns ``(message,
+    created)``: ``created`` is False when this (sender, client key) was sent before, and
+    that message is returned.
+
+    Locks the conversation row (``next_seq``) from the INSERT to the commit."""
+    client_key = _check_client_key(client_key)
+    existing = _existing(acting_user, client_key)
+    if existing is not None:
+        return existing, False
+    conversation = membership.conversation
+    files = list(attachment_ids)
+    cleaned = clean_text(text, allow_empty=bool(files))
+    root = _thread_root(conversation, thread_root_id)
+    attachments = _attachments(conversation, acting_user, files)
+    mention_source = cleaned if mention_text is None else mention_text
+    mentions = parse_mentions(mention_source, conversation, sender_id=acting_user.pk)
+    _confirm_mentions(mentions, confirm_mass_mention)
+    try:
+        with transaction.atomic():
+            message, root = _do_send(
+                membership,
+                acting_user,
+                text=cleaned,
+                client_key=client_key,
+                root=root,
+                attachments=attachments,
+                mentions=mentions,
+                forwarded_from=forwarded_from,
+            )
+    except IntegrityError:
+        existing = _existing(acting_user, client_key)
+        if existing is None:
+            raise
+        return existing, False
+    return message, True
+
+
+def _do_send(
+    membership: Membership,
+    sender: User,
+    *,
+    text: str,
+    client_key: str,
+    root: Message | None,
+    attachments: list[Attachment],
+    mentions: Mentions,
+    forwarded_from: Message | None,
+) -> tuple[Message, Message | None]:
+    conversation = membership.conversation
+    now = clock.now()
+    seq = next_seq(conversation.pk)
+    message = Message.objects.create(
+        conversation=conversation,
+        seq=seq,
+        changed_seq=seq,
+        kind=Message.Kind.TEXT,
+        sender=sender,
+        client_key=client_key,
+        text=text,
+        thread_root=root,
+        mentions=mentions.user_ids,
+        mentions_channel=mentions.channel,
+        has_file=bool(attachments),
+        forwarded_from=forwarded_from,
+        created_at=now,
+    )
+    if attachments:
+        attached = Attachment.objects.filter(
+            pk__in=[a.pk for a in attachments], message__isnull=True
+        ).update(message=message)
+        if attached != len(attachments):
+            raise ChatError(
+                _("添付ファイルは別のメッセージで送られました。"),
+                "An attachment was sent with another message meanwhile.",
+                code="bad_attachment",
+                field="attachments",
+            )
+    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
+    conversation.last_message_at = now
+    if root is not None:
+        root_seq = next_seq(conversation.pk)
+        Message.objects.filter(pk=root.pk).update(
+            reply_count=F("reply_count") + 1, last_reply_seq=seq, changed_seq=root_seq
+        )
+        root.refresh_from_db(fields=["reply_count", "last_reply_seq", "changed_seq"])
+        # The sender has seen the thread up to their own reply.
+        _thread_pointer(sender, root, seq)
+    else:
+        # Their own message is read: the pointer moves to it (and past what came before).
+        from yakuba.chat.actions.reads import move_read_pointer
+
+        move_read_pointer(membership, seq, now=now)
+    if settings.CHAT_MENTION_EMAIL_DELAY_MINUTES and mentions.user_ids:
+        due = now + dt.timedelta(minutes=settings.CHAT_MENTION_EMAIL_DELAY_MINUTES)
+        MentionNotice.objects.bulk_create(
+            [MentionNotice(user_id=uid, message=message, due_at=due) for uid in mentions.user_ids],
+            ignore_conflicts=True,
+        )
+    name = sender.display_name or sender.username
+    events.notify_message(message, payload(message, sender_name=name))
+    if root is not None:
+        events.notify_message(root, payload(root))
+    transaction.on_commit(lambda: _run_after_send(message))
+    return message, root
+
+
+def _run_after_send(message: Message) -> None:
+    for hook in list(_after_send):
+        hook(message)
+
+
+def _thread_pointer(user: User, root: Message, seq: int) -> None:
+    pointer, created = ThreadRead.objects.get_or_create(
+        root=root, user=user, defaults={"last_read_seq": seq}
+    )
+    if not created and pointer.last_read_seq < seq:
+        ThreadRead.objects.filter(pk=pointer.pk, last_read_seq__lt=seq).update(last_read_seq=seq)
+
+
+def do_post_notice(
+    conversation: Conversation,
+    text: str,
+    *,
+    label: str,
+    kind: str = Message.Kind.SYSTEM,
+) -> Message:
+    """A message without a sender (a system notice, an incoming webhook, another
+    feature reporting), shown under ``label``.  Not idempotent: the caller (a webhook
+    handler) deduplicates if it must.  Locks the conversation row until commit."""
+    cleaned = clean_text(text)
+    with transaction.atomic():
+        now = clock.now()
+        seq = next_seq(conversation.pk)
+        mentions = parse_mentions(cleaned, conversation, sender_id=None)
+        message = Message.objects.create(
+            conversation=conversation,
+            seq=seq,
+            changed_seq=seq,
+            kind=kind,
+            sender=None,
+            sender_label=label[:100],
+            text=cleaned,
+            mentions=mentions.user_ids,
+            mentions_channel=mentions.channel,
+            created_at=now,
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
+        conversation.last_message_at = now
+        events.notify_message(message, events.message_dict(message, sender_name=label[:100]))
+        transaction.on_commit(lambda: _run_after_send(message))
+    return message
+
+
+def _changed(message: Message, fields: Iterable[str]) -> None:
+    """Give the message the conversation's next seq as its ``changed_seq`` and save
+    ``fields`` with it (inside the caller's transaction)."""
+    message.changed_seq = next_seq(message.conversation_id)
+    message.save(update_fields=[*fields, "changed_seq"])
+
+
+def do_edit_message(message: Message, *, text: str, acting_user: User) -> bool:
+    """Replace the text (the sender; checked by ``access_message_for_change``).  The old
+    text stays in a ``MessageRevision`` ("edit").  Returns False when nothing changed.
+    Audited without the text.  Locks the conversation row until commit."""
+    cleaned = clean_text(text, allow_empty=message.has_file)
+    if cleaned == message.text:
+        return False
+    mentions = parse_mentions(cleaned, message.conversation, sender_id=message.sender_id)
+    with transaction.atomic():
+        now = clock.now()
+        MessageRevision.objects.create(
+            message=message,
+            text=message.text,
+            replaced_at=now,
+            replaced_by=acting_user,
+            change="edit",
+        )
+        message.text = cleaned
+        message.edited_at = now
+        message.mentions = mentions.user_ids
+        message.mentions_channel = mentions.channel
+        _changed(message, ["text", "edited_at", "mentions", "mentions_channel"])
+        record(
+            AuditAction.CHAT_MESSAGE_EDITED,
+            actor=acting_user,
+            target=message,
+            details={"conversation": message.conversation_id, "seq": message.seq},
+        )
+        events.notify_message(message, payload(message))
+    return True
+
+
+def do_delete_message(message: Message, *, acting_user: User) -> bool:
+    """Delete a message: its text moves to a ``MessageRevision`` ("delete"), the row
+    keeps its place (``deleted_at``/``deleted_by``) and shows as deleted.  Returns False
+    if it was deleted already.  Audited.  Locks the conversation row until commit."""
+    if message.deleted_at is not None:
+        return False
+    with transaction.atomic():
+        now = clock.now()
+        MessageRevision.objects.create(
+            message=message,
+            text=message.text,
+            replaced_at=now,
+            replaced_by=acting_user,
+            change="delete",
+        )
+        was_pinned = message.pinned_at is not None
+        message.text = ""
+        message.deleted_at = now
+        message.deleted_by = acting_user
+        message.pinned_at = None
+        message.pinned_by = None
+        _changed(message, ["text", "deleted_at", "deleted_by", "pinned_at", "pinned_by"])
+        record(
+            AuditAction.CHAT_MESSAGE_DELETED,
+            actor=acting_user,
+            target=message,
+            details={
+                "conversation": message.conversation_id,
+                "seq": message.seq,
+                "own": message.sender_id == acting_user.pk,
+                "was_pinned": was_pinned,
+            },
+        )
+        events.notify_message(message, payload(message))
+    return True
+
+
+def do_toggle_reaction(message: Message, *, emoji: str, add: bool, acting_user: User) -> bool:
+    """Add or remove ``acting_user``'s ``emoji`` on the message (a member; the caller
+    checked).  Idempotent: returns False when there was nothing to change.  Locks the
+    conversation row until commit when something changes."""
+    emoji = (emoji or "").strip()
+    if (
+        not emoji
+        or len(emoji) > EMOJI_MAX
+        or CONTROL.search(emoji)
+        or any(c.isspace() for c in emoji)
+    ):
+        raise ChatError(
+            _("リアクションは空白を含まない%(n)d文字以内で指定してください。") % {"n": EMOJI_MAX},
+            f"A reaction is 1-{EMOJI_MAX} characters without spaces.",
+            code="bad_emoji",
+            field="emoji",
+        )
+    if message.deleted_at is not None:
+        raise ChatError(
+            _("削除されたメッセージにはリアクションできません。"),
+            "The message was deleted.",
+            code="deleted",
+        )
+    with transaction.atomic():
+        if add:
+            _reaction, changed = Reaction.objects.get_or_create(
+                message=message, user=acting_user, emoji=emoji
+            )
+        else:
+            deleted, _rows = Reaction.objects.filter(
+                message=message, user=acting_user, emoji=emoji
+            ).delete()
+            changed = deleted > 0
+        if changed:
+            _changed(message, [])
+            events.notify_message(message, payload(message))
+    return changed
+
+
+def _set_pin(message: Message, *, pinned: bool, acting_user: User) -> bool:
+    if (message.pinned_at is not None) == pinned:
+        return False
+    if message.deleted_at is not None:
+        raise ChatError(
+            _("削除されたメッセージはピン留めできません。"),
+            "The message was deleted.",
+            code="deleted",
+        )
+    with transaction.atomic():
+        message.pinned_at = clock.now() if pinned else None
+        message.pinned_by = acting_user if pinned else None
+        _changed(message, ["pinned_at", "pinned_by"])
+        record(
+            AuditAction.CHAT_MESSAGE_PINNED if pinned else AuditAction.CHAT_MESSAGE_UNPINNED,
+            actor=acting_user,
+            target=message,
+            details={"conversation": message.conversation_id, "seq": message.seq},
+        )
+        events.notify_message(message, payload(message))
+    return True
+
+
+def do_pin(message: Message, *, acting_user: User) -> bool:
+    """Pin a message (members; the caller checked).  False if pinned already.  Audited."""
+    return _set_pin(message, pinned=True, acting_user=acting_user)
+
+
+def do_unpin(message: Message, *, acting_user: User) -> bool:
+    """Unpin a message.  False if it was not pinned.  Audited."""
+    return _set_pin(message, pinned=False, acting_user=acting_user)
+
+
+def forward_text(message: Message, comment: str) -> str:
+    """The forwarded message's text: the comment, then the original quoted line by line."""
+    original = message.text or _("（ファイル）")
+    quoted = "\n".join(f"> {line}" for line in original.split("\n"))
+    head = comment.strip()
+    return f"{head}\n{quoted}" if head else quoted
+
+
+def check_forward_message(
+    message: Message,
+    target_membership: Membership,
+    *,
+    comment: str,
+    client_key: str,
+    acting_user: User,
+    confirm_mass_mention: bool = False,
+) -> tuple[Message, bool]:
+    """Send ``message`` on to another conversation (``target_membership``: the
+    forwarder may post there), quoted under ``comment``, with ``forwarded_from`` as the
+    link back.  The forwarder must be able to read the original.  Idempotent by
+    ``client_key`` like a send."""
+    from yakuba.chat.access import may_read
+
+    if not may_read(acting_user, message.conversation):
+        raise ChatError(
+            _("転送元のメッセージを読む権限がありません。"),
+            "You may not read the message you are forwarding.",
+            code="forbidden",
+            status=403,
+        )
+    if message.deleted_at is not None:
+        raise ChatError(
+            _("削除されたメッセージは転送できません。"),
+            "The message was deleted.",
+            code="deleted",
+        )
+    comment = clean_text(comment, allow_empty=True)
+    return check_send_message(
+        target_membership,
+        text=forward_text(message, comment),
+        client_key=client_key,
+        acting_user=acting_user,
+        forwarded_from=message,
+        mention_text=comment,
+        confirm_mass_mention=confirm_mass_mention,
+    )

@@ -1,0 +1,144 @@
+"""@mentions in a message's text: of a person, of a 所属, of the whole conversation.
+
+- ``@username`` names a member of the conversation (``User.username``);
+- ``@所属名`` or ``@所属コード`` names the members of that 所属's channel who are in
+  this conversation (a 所属 without a channel: the people posted there or below it);
+- ``@channel``, ``@all``, ``@全員`` name everyone in the conversation.
+
+Japanese is written without spaces, so ``@aliceさん`` must find ``alice``: after each
+``@`` (or the full-width ``＠`` an IME types) the longest known name that starts there
+wins.  An ASCII name must not be followed by another ASCII name character, so
+``@alicex`` does not mention ``alice``.  Names of people who are not members mention
+nobody (a mention never reaches someone outside the conversation).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db.models import Q
+
+from yakuba.chat.models import Conversation, Membership
+from yakuba.directory.models import Department, User
+
+MARKS = "@＠"
+CHANNEL_WORDS = frozenset({"channel", "all", "全員", "here"})
+# The longest name looked for after an ``@`` (usernames are at most 150 characters).
+MAX_NAME = 150
+ASCII_NAME_CHAR = re.compile(r"[A-Za-z0-9_.\-]")
+STOP = re.compile(r"[\s@＠]")
+
+
+@dataclass(frozen=True)
+class Mentions:
+    """What a text mentions: ``user_ids`` (members named or reached through a 所属, not
+    the sender), ``channel`` (the whole conversation) and ``notify_count`` (how many
+    people the mention would notify, the sender excluded)."""
+
+    user_ids: list[int] = field(default_factory=list)
+    channel: bool = False
+    notify_count: int = 0
+
+
+def candidates(text: str) -> list[str]:
+    """The text after each ``@``, up to the next space or ``@`` (at most ``MAX_NAME``)."""
+    found: list[str] = []
+    for index, char in enumerate(text):
+        if char in MARKS:
+            rest = text[index + 1 : index + 1 + MAX_NAME]
+            stop = STOP.search(rest)
+            word = rest[: stop.start()] if stop else rest
+            if word:
+                found.append(word)
+    return found
+
+
+def longest_known(word: str, known: set[str]) -> str | None:
+    """The longest ``known`` name that ``word`` starts with (compared case-folded),
+    with an ASCII name not running on into more ASCII name characters."""
+    folded = word.casefold()
+    for length in range(len(folded), 0, -1):
+        prefix = folded[:length]
+        if prefix not in known:
+            continue
+        if (
+            length < len(folded)
+            and ASCII_NAME_CHAR.match(prefix[-1])
+            and ASCII_NAME_CHAR.match(folded[length])
+        ):
+            continue
+        return prefix
+    return None
+
+
+def parse_mentions(text: str, conversation: Conversation, *, sender_id: int | None) -> Mentions:
+    """The mentions in ``text`` for a message in ``conversation`` by ``sender_id``.
+
+    Queries: none without an ``@``; otherwise one for the members' usernames, one for
+    the 所属, and one per 所属 mentioned (its channel's members)."""
+    words = candidates(text)
+    if not words:
+        return Mentions()
+    members: dict[str, int] = {
+        username.casefold(): user_id
+        for user_id, username in Membership.objects.filter(conversation=conversation)
+        .values_list("user_id", "user__username")
+        .order_by()
+    }
+    member_ids = set(members.values())
+    departments = list(
+        Department.objects.filter(is_active=True).values_list("pk", "parent_id", "code", "name")
+    )
+    by_name: dict[str, set[int]] = {}
+    for pk, _parent, code, name in departments:
+        by_name.setdefault(code.casefold(), set()).add(pk)
+        by_name.setdefault(name.casefold(), set()).add(pk)
+    known = set(members) | set(by_name) | set(CHANNEL_WORDS)
+
+    named: set[int] = set()
+    channel = False
+    department_ids: set[int] = set()
+    for word in words:
+        found = longest_known(word, known)
+        if found is None:
+            continue
+        name = found
+        if name in CHANNEL_WORDS:
+            channel = True
+        elif name in members:
+            named.add(members[name])
+        else:
+            department_ids |= by_name[name]
+    for department_id in sorted(department_ids):
+        named |= _department_people(department_id, departments) & member_ids
+    named.discard(sender_id or 0)
+    notified = (member_ids - {sender_id or 0}) if channel else named
+    return Mentions(user_ids=sorted(named), channel=channel, notify_count=len(notified))
+
+
+def _department_people(
+    department_id: int, departments: Sequence[tuple[int, int | None, str, str]]
+) -> set[int]:
+    """The members of the 所属's channel, or (no channel) the people posted there or in
+    a 所属 below it: the same people, by the rule channels follow."""
+    channel_members = set(
+        Membership.objects.filter(
+            conversation__kind=Conversation.Kind.DEPARTMENT,
+            conversation__department_id=department_id,
+        ).values_list("user_id", flat=True)
+    )
+    if channel_members or Conversation.objects.filter(department_id=department_id).exists():
+        return channel_members
+    ids = {department_id}
+    changed = True
+    while changed:
+        below = {pk for pk, parent, _c, _n in departments if parent in ids and pk not in ids}
+        ids |= below
+        changed = bool(below)
+    return set(
+        User.objects.filter(is_active=True)
+        .filter(Q(staff__department_id__in=ids) | Q(staff__concurrent_posts__department_id__in=ids))
+        .values_list("pk", flat=True)
+    )

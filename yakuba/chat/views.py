@@ -1,0 +1,269 @@
+"""The chat pages: the web client's shell (/chat/) and the search page (/chat/search/).
+
+The client (frontend/src/chat.ts) does the rest through the JSON API under /api/chat/ and
+the core WebSocket.  The shell carries what the first paint needs in one json_script
+block (the CSP refuses inline scripts): the conversations the person is a member of, the
+UI texts (gettext, so the client holds no Japanese of its own) and the era table for
+和暦 date separators (from yakuba.lib.wareki, the one date formatter).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+
+from yakuba.chat import queries
+from yakuba.chat.access import active_person
+from yakuba.chat.models import Conversation, Membership, Presence
+from yakuba.directory.models import User
+from yakuba.lib.wareki import ERAS
+
+SEARCH_LIMIT = 100
+
+
+def _person(request: HttpRequest) -> User:
+    """The signed-in person, if they may use chat (staff and guests; bots use the API)."""
+    person = active_person(request.user)
+    if person is None or person.kind == User.Kind.BOT:
+        raise PermissionDenied("chat.page")
+    return person
+
+
+def conversation_list(person: User) -> list[dict[str, Any]]:
+    """The sidebar's first list: ``queries.conversation_list`` (what GET
+    /api/chat/conversations answers), plus, for direct messages, the other person's id
+    for the presence dot (one more query)."""
+    rows = queries.conversation_list(person)
+    direct = [row["id"] for row in rows if row["kind"] == Conversation.Kind.DIRECT]
+    others = dict(
+        Membership.objects.filter(conversation_id__in=direct)
+        .exclude(user=person)
+        .values_list("conversation_id", "user_id")
+    )
+    for row in rows:
+        row["other_user"] = others.get(row["id"])
+    return rows
+
+
+def _strings() -> dict[str, str]:
+    """The client's texts.  ``{name}`` places are filled in by the client."""
+    return {
+        "loading": _("読み込み中…"),
+        "network_error": _(
+            "通信できませんでした。ネットワークの状態を確かめて、もう一度お試しください。"
+        ),
+        "server_error": _("処理できませんでした。しばらくしてから、もう一度お試しください。"),
+        "send_kept": _("入力した文章は残っています。Enter でもう一度送信できます。"),
+        "send_anyway": _("通知して送信"),
+        "uploading": _("「{name}」を送信しています…"),
+        "remove_file": _("添付「{name}」を外す"),
+        "no_readers": _("まだ誰も読んでいません。"),
+        "offline": _("オフライン"),
+        "mentions_n": _("自分宛て {n}件"),
+        "unread_n": _("未読 {n}件"),
+        "new_message": _("{name}さんから新しいメッセージ"),
+        "typing": _("{names}さんが入力中…"),
+        "load_older": _("以前のメッセージを読み込む"),
+        "unread_from_here": _("ここから未読"),
+        "no_messages": _("メッセージはまだありません。"),
+        "system": _("お知らせ"),
+        "edited": _("編集済み"),
+        "pinned": _("ピン留め"),
+        "forwarded": _("転送"),
+        "deleted": _("このメッセージは削除されました。"),
+        "reaction_n": _("{emoji} {n}人"),
+        "replies_n": _("返信 {n}件"),
+        "read_n": _("既読 {n}"),
+        "read_n_open": _("既読 {n}人（読んだ人を表示）"),
+        "actions": _("メッセージの操作"),
+        "reply": _("返信"),
+        "react": _("リアクション"),
+        "react_with": _("{emoji} でリアクション"),
+        "pin": _("ピン留め"),
+        "unpin": _("ピン留めを外す"),
+        "forward": _("転送"),
+        "forwarded_done": _("転送しました。"),
+        "edit": _("編集"),
+        "edit_label": _("メッセージを編集"),
+        "save": _("保存"),
+        "cancel": _("取り消し"),
+        "delete": _("削除"),
+        "delete_confirm": _(
+            "このメッセージを削除しますか。削除したことは他の参加者にも表示されます。"
+        ),
+        "presence_saved": _("在席状況を変更しました。"),
+        "mention_title": _("{conversation}で{name}さんからメンション"),
+    }
+
+
+def _int_param(request: HttpRequest, name: str) -> int | None:
+    try:
+        return int(request.GET.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _boot(person: User, open_id: int | None, focus_id: int | None) -> dict[str, Any]:
+    return {
+        "user": person.pk,
+        "user_name": person.display_name,
+        "api": "/api/chat/",
+        "search_url": reverse("chat:search"),
+        "conversations": conversation_list(person),
+        "open": open_id,
+        "focus_message": focus_id,
+        "eras": [
+            {"name": era.name, "start": era.start.isoformat(), "first_year": era.first_year}
+            for era in ERAS
+        ],
+        "date_style": "wareki",
+        "idle_minutes": settings.CHAT_PRESENCE_IDLE_MINUTES,
+        "statuses": [
+            {"value": value, "label": str(label)} for value, label in Presence.Status.choices
+        ],
+        "strings": _strings(),
+    }
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    person = _person(request)
+    return render(
+        request,
+        "chat/home.html",
+        {
+            "active_nav": "chat",
+            "boot": _boot(person, _int_param(request, "c"), _int_param(request, "m")),
+            "statuses": [
+                (value, label)
+                for value, label in Presence.Status.choices
+                if value != Presence.Status.OFFLINE
+            ],
+        },
+    )
+
+
+# --- search ------------------------------------------------------------------------------
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(label=_("検索する言葉"), max_length=100)
+    conversation = forms.TypedChoiceField(
+        label=_("会話"), coerce=int, required=False, empty_value=None
+    )
+    person = forms.CharField(
+        label=_("送信者（名前またはユーザー名）"), max_length=100, required=False
+    )
+    date_from = forms.DateField(
+        label=_("期間（から）"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label=_("期間（まで）"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    has_file = forms.BooleanField(label=_("ファイル付きのメッセージだけ"), required=False)
+
+    def __init__(self, *args: Any, choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["conversation"]
+        assert isinstance(field, forms.TypedChoiceField)
+        field.choices = [("", _("すべての会話")), *choices]
+
+    def clean_person(self) -> int | None:
+        """The one person whose name or user name matches, or None for anyone."""
+        name = self.cleaned_data["person"].strip()
+        if not name:
+            return None
+        found = list(
+            User.objects.filter(
+                Q(username__iexact=name) | Q(display_name__icontains=name),
+                kind__in=(User.Kind.STAFF, User.Kind.GUEST, User.Kind.BOT),
+            ).values_list("pk", flat=True)[:2]
+        )
+        if not found:
+            raise forms.ValidationError(_("その名前の人は見つかりません。名前を確かめてください。"))
+        if len(found) > 1:
+            raise forms.ValidationError(
+                _(
+                    "その名前の人が複数います。氏名をもっと詳しく（またはユーザー名を）入力してください。"
+                )
+            )
+        return found[0]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start: dt.date | None = data.get("date_from")
+        end: dt.date | None = data.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError(_("期間の「から」は「まで」より前の日にしてください。"))
+        return data
+
+
+def _highlighted(snippet: str, highlights: list[list[int]]) -> list[tuple[str, bool]]:
+    """The snippet cut into (text, is_hit) parts for the template to mark up (escaped
+    there: the snippet is plain text)."""
+    parts: list[tuple[str, bool]] = []
+    at = 0
+    for start, end in highlights:
+        if start < at:
+            continue  # overlaps the previous hit
+        if start > at:
+            parts.append((snippet[at:start], False))
+        parts.append((snippet[start:end], True))
+        at = end
+    if at < len(snippet):
+        parts.append((snippet[at:], False))
+    return parts
+
+
+@login_required
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    """Server-rendered search (H4's ``search_messages``: only what ``person`` may read)."""
+    person = _person(request)
+    choices = [(str(row["id"]), row["name"]) for row in conversation_list(person)]
+    form = SearchForm(request.GET or None, choices=choices)
+    results: list[dict[str, Any]] | None = None
+    if form.is_bound and form.is_valid():
+        from yakuba.chat.actions import ChatError
+        from yakuba.chat.search import search_messages
+
+        data = form.cleaned_data
+        try:
+            page = search_messages(
+                person,
+                query=data["q"],
+                conversation_id=data["conversation"],
+                sender_id=data["person"],
+                date_from=data["date_from"],
+                date_to=data["date_to"],
+                has_file=True if data["has_file"] else None,
+                limit=SEARCH_LIMIT,
+            )
+        except ChatError as error:
+            form.add_error(None, error.message)
+        else:
+            results = [
+                {
+                    **row,
+                    "created": dt.datetime.fromisoformat(row["created_at"]),
+                    "parts": _highlighted(row["snippet"], row["highlights"]),
+                }
+                for row in page.results
+            ]
+    return render(
+        request,
+        "chat/search.html",
+        {"active_nav": "chat", "form": form, "results": results, "limit": SEARCH_LIMIT},
+    )
