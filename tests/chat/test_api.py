@@ -215,7 +215,8 @@ def test_it_edits_deletes_reacts_pins_and_forwards(
     assert body(forwarded)["conversation"] == project.pk
     deleted = alices.delete(url)
     assert deleted.status_code == 200
-    assert body(deleted)["deleted"] is True and body(deleted)["text"] == ""
+    assert body(deleted)["deleted"] is True
+    assert body(deleted)["text"] == ""
     assert alices.delete(url).status_code == 404
 
 
@@ -245,7 +246,8 @@ def test_it_creates_and_manages_conversations(
     assert direct.status_code == 201, direct.content
     assert body(direct)["name"] == "千葉 茶太郎"
     again = post(alices, "/conversations", {"kind": "direct", "members": ["charlie"]})
-    assert again.status_code == 200 and body(again)["id"] == body(direct)["id"]
+    assert again.status_code == 200
+    assert body(again)["id"] == body(direct)["id"]
     created = post(
         alices,
         "/conversations",

@@ -23,7 +23,13 @@ from yakuba.audit.models import AuditEntry
 from yakuba.audit.record import Actor
 from yakuba.chat.actions import ChatError
 from yakuba.chat.models import Conversation, Membership, Message, OutgoingWebhook
-from yakuba.chat.webhooks import NewBot, do_create_bot, on_message_sent, signature
+from yakuba.chat.webhooks import (
+    NewBot,
+    do_add_bot_to_conversations,
+    do_create_bot,
+    on_message_sent,
+    signature,
+)
 from yakuba.directory.actions.auth import do_create_token
 from yakuba.directory.models import User
 from yakuba.lib import clock
@@ -328,7 +334,7 @@ def test_it_retries_an_outgoing_webhook_that_fails_with_backoff(
     assert Message.objects.get(sender=bot.user).text == "復旧しました"
 
 
-def test_it_calls_no_webhook_for_a_bot_that_is_not_a_member_or_revoked(
+def test_it_calls_no_webhook_for_a_bot_that_is_not_a_member_nor_for_a_bots_message(
     project: Conversation,
     alice: User,
     bob: User,
@@ -357,6 +363,26 @@ def test_it_calls_no_webhook_for_a_bot_that_is_not_a_member_or_revoked(
     assert Job.objects.filter(name="chat.outgoing_webhook").count() == 1
     hook.refresh_from_db()
     assert hook.is_active
+
+    # A bot's message never calls a webhook: two bots could answer each other for ever.
+    do_add_bot_to_conversations(bot.user, [project], acting_user=ida)
+    relay = do_create_bot(
+        username="relay-bot",
+        display_name="転送",
+        conversations=[project],
+        outgoing_url=receiver.url,
+        acting_user=ida,
+    )
+    calls = Job.objects.filter(name="chat.outgoing_webhook").count()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = say(bearer(relay.raw_token), project, "@helper-bot よろしく", "r1")
+    assert response.status_code == 201
+    assert Message.objects.get(pk=body(response)["id"]).mentions == [bot.user.pk]
+    assert Job.objects.filter(name="chat.outgoing_webhook").count() == calls
+    # While a person's mention of it does.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = say(signed_in(alice), project, "@relay-bot 了解", "r2")
+    assert Job.objects.filter(name="chat.outgoing_webhook").count() == calls + 1
 
 
 def test_it_lets_only_an_it_admin_register_an_outgoing_url(

@@ -3,7 +3,11 @@ archiving, the per-member notification choice, and what each write audits and se
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import pytest
+from django.db import connection
 from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
@@ -550,3 +554,73 @@ def test_it_loads_the_demo_chat_once(db: None) -> None:
     assert created_at == sorted(created_at)
     assert created_at[-1] < clock.now()
     assert Membership.objects.filter(conversation__kind="department", user=kacho).exists()
+
+
+# --- Races -----------------------------------------------------------------------------------
+
+
+def run_threads(
+    count: int, work: Callable[[int], object]
+) -> tuple[list[object], list[BaseException]]:
+    """``work(n)`` in ``count`` threads that start together, each with its own database
+    connection; returns what they returned and what they raised."""
+    barrier = threading.Barrier(count)
+    results: list[object] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def body(n: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            value = work(n)
+        except BaseException as exc:  # every ending is reported to the test
+            with lock:
+                errors.append(exc)
+        else:
+            with lock:
+                results.append(value)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=body, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread hangs"
+    return results, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_makes_one_channel_of_a_name_when_eight_people_try_at_once(
+    ward: dict[str, Department],
+) -> None:
+    people = staff_many(ward, 8)
+
+    def create(n: int) -> int:
+        user = User.objects.get(pk=people[n].pk)
+        return do_create_project_channel(name="防災訓練2025", acting_user=user).pk
+
+    made, refused = run_threads(8, create)
+
+    assert len(made) == 1
+    assert len(refused) == 7
+    assert all(isinstance(e, ChatError) and e.code == "name_taken" for e in refused), refused
+    assert Conversation.objects.filter(name="防災訓練2025").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_makes_one_direct_message_when_both_open_it_at_once(alice: User, bob: User) -> None:
+    def open_direct(n: int) -> int:
+        me, other = (alice, bob) if n % 2 else (bob, alice)
+        conversation, _created = do_get_or_create_direct(
+            User.objects.get(pk=me.pk), User.objects.get(pk=other.pk), acting_user=me
+        )
+        return conversation.pk
+
+    opened, errors = run_threads(6, open_direct)
+
+    assert errors == []
+    assert len(set(opened)) == 1
+    assert Conversation.objects.filter(kind="direct").count() == 1
+    assert len(audited("chat.conversation_created")) == 1

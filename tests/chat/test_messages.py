@@ -293,9 +293,11 @@ def test_it_edits_keeping_the_old_text_for_auditors(
     )
     entry = AuditEntry.objects.get(action="chat.message_edited")
     assert entry.target_id == str(message.pk)
-    assert "10時" not in str(entry.details) and "11時" not in str(entry.details)
+    assert "10時" not in str(entry.details)
+    assert "11時" not in str(entry.details)
     payload = chat_events(sent, "message")[0][0]["message"]
-    assert payload["edited"] and payload["text"] == "会議は11時からです"
+    assert payload["edited"]
+    assert payload["text"] == "会議は11時からです"
     assert not do_edit_message(message, text="会議は11時からです", acting_user=alice)
 
 
@@ -308,7 +310,8 @@ def test_it_deletes_keeping_its_place_and_the_text_for_auditors(
     assert do_delete_message(message, acting_user=alice)
     message.refresh_from_db()
     assert message.text == ""
-    assert message.deleted_at is not None and message.deleted_by == alice
+    assert message.deleted_at is not None
+    assert message.deleted_by == alice
     assert message.pinned_at is None
     assert (
         MessageRevision.objects.get(message=message, change="delete").text == "誤って送った個人情報"
@@ -316,7 +319,9 @@ def test_it_deletes_keeping_its_place_and_the_text_for_auditors(
     entry = AuditEntry.objects.get(action="chat.message_deleted")
     assert "個人情報" not in str(entry.details)
     payload = chat_events(sent, "message")[0][0]["message"]
-    assert payload["deleted"] and payload["text"] == "" and payload["html"] == ""
+    assert payload["deleted"]
+    assert payload["text"] == ""
+    assert payload["html"] == ""
     assert not do_delete_message(message, acting_user=alice)
     with pytest.raises(ChatError):
         do_toggle_reaction(message, emoji="👍", add=True, acting_user=alice)

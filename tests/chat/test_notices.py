@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from django.db import transaction
+from django.test import Client
 
+from yakuba.chat.access import may_manage
 from yakuba.chat.models import Conversation, Membership, Message
 from yakuba.chat.notices import notify_department, notify_person
 from yakuba.directory.models import User
@@ -17,7 +19,8 @@ def test_it_posts_a_notice_to_the_persons_own_conversation(alice: User, bob: Use
     first = notify_person(alice, "会議室の予約が解放されました。")
     second = notify_person(alice, "もう一件のお知らせです。")
 
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     assert first.conversation_id == second.conversation_id
     conversation = Conversation.objects.get(pk=first.conversation_id)
     assert conversation.kind == Conversation.Kind.NOTICES
@@ -28,16 +31,22 @@ def test_it_posts_a_notice_to_the_persons_own_conversation(alice: User, bob: Use
         "会議室の予約が解放されました。",
         "もう一件のお知らせです。",
     ]
-    assert first.sender_id is None and first.sender_label == "役場システム"
+    assert first.sender_id is None
+    assert first.sender_label == "役場システム"
     # Bob's notices are his own.
     bobs = notify_person(bob, "あなた宛てです。")
-    assert bobs is not None and bobs.conversation_id != conversation.pk
+    assert bobs is not None
+    assert bobs.conversation_id != conversation.pk
 
 
 def test_it_rolls_the_notice_back_with_the_action(alice: User) -> None:
-    with pytest.raises(RuntimeError), transaction.atomic():
-        notify_person(alice, "取り消される処理のお知らせ")
-        raise RuntimeError("the action failed")
+    def failing_action() -> None:
+        with transaction.atomic():
+            notify_person(alice, "取り消される処理のお知らせ")
+            raise RuntimeError("the action failed")
+
+    with pytest.raises(RuntimeError):
+        failing_action()
 
     assert not Message.objects.filter(text="取り消される処理のお知らせ").exists()
 
@@ -59,3 +68,24 @@ def test_it_posts_to_a_department_channel(channels: dict[str, Conversation], ali
     assert message is not None
     assert message.conversation_id == channels["bunsho"].pk
     assert message.kind == Message.Kind.SYSTEM
+
+
+def test_nobody_posts_into_or_manages_a_persons_notices(alice: User, client: Client) -> None:
+    notice = notify_person(alice, "お知らせです。")
+    assert notice is not None
+    client.force_login(alice)
+
+    response = client.post(
+        f"/api/chat/conversations/{notice.conversation_id}/messages",
+        {"text": "返信できる？", "client_key": "k-1"},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 403
+    assert Message.objects.filter(conversation_id=notice.conversation_id).count() == 1
+    conversation = Conversation.objects.get(pk=notice.conversation_id)
+    assert not may_manage(alice, conversation)
+    # She reads it, though.
+    listed = client.get(f"/api/chat/conversations/{notice.conversation_id}/messages")
+    assert listed.status_code == 200
+    assert [item["text"] for item in listed.json()["items"]] == ["お知らせです。"]

@@ -110,6 +110,7 @@ def test_it_marks_a_person_offline_after_the_grace_and_a_reconnect_cancels_it(
     alice_ws = connect(server, alice)
     watch(bob_ws, alice)
     presence.flush()
+    assert statuses(presence_frames(bob_ws)) == [{alice.pk: Status.AVAILABLE}]
     alice_ws.close()
     eventually(lambda: presence.stats()["connected"] == 1)  # Bob only
     clock.advance(dt.timedelta(seconds=10))
@@ -231,6 +232,8 @@ def test_it_drops_an_expired_status_message(server: ThreadServer, alice: User, b
     [event] = presence_frames(bob_ws)
     assert event["changes"][0]["message"] == "午後は窓口応援"
     clock.advance(dt.timedelta(hours=1, seconds=1))
+    presence.tick()  # this process renews its connected people (nothing else changed)
+    assert presence_frames(bob_ws) == []
     # Already hidden before the sweep...
     assert presence.read_presence(bob.pk, [alice.pk])[0]["message"] == ""
     # ...and the sweep clears it and tells the watchers.

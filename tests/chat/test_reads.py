@@ -65,7 +65,8 @@ def test_it_tells_the_members_only_where_receipts_are_shown(
     read(bob, bunsho_channel, 1)
     reads = [(payload, ids) for payload, ids in sent if payload["op"] == "read"]
     assert len(reads) == 1
-    assert reads[0][0]["user"] == bob.pk and reads[0][0]["seq"] == 1
+    assert reads[0][0]["user"] == bob.pk
+    assert reads[0][0]["seq"] == 1
     assert reads[0][1] == sorted([alice.pk, bob.pk, dora.pk])
     do_change_conversation(bunsho_channel, acting_user=dora, read_receipts=False)
     send(alice, bunsho_channel, "二通目")
@@ -148,7 +149,8 @@ def test_it_counts_unread_and_marks_the_first_unread(
     # Bob's own message moved his pointer past 一 and 二; 五 is after it.
     assert (channel["unread"], channel["first_unread_seq"]) == (1, fifth.seq)
     assert channel["mentions_unread"] == 1
-    assert rows[project.pk]["unread"] == 0 and rows[project.pk]["first_unread_seq"] is None
+    assert rows[project.pk]["unread"] == 0
+    assert rows[project.pk]["first_unread_seq"] is None
     alices = {row["id"]: row for row in queries.conversation_list(alice)}
     assert alices[bunsho_channel.pk]["unread"] == 0
 
@@ -191,7 +193,8 @@ def test_it_lists_conversations_in_a_fixed_number_of_queries(
     names = {row["id"]: row["name"] for row in alices}
     assert names[direct.pk] == "千葉 茶太郎"
     counts = {row["id"]: row["members"] for row in alices}
-    assert counts[direct.pk] == 2 and counts[project.pk] == 2
+    assert counts[direct.pk] == 2
+    assert counts[project.pk] == 2
 
 
 def test_it_pages_back_through_history_without_n_plus_one(
@@ -231,7 +234,8 @@ def test_it_resyncs_changes_once_each_in_change_order(
     assert changes.head == Conversation.objects.get(pk=bunsho_channel.pk).last_seq
     assert not changes.more
     limited = queries.changes_after(bunsho_channel, known, limit=2)
-    assert limited.more and limited.head == limited.messages[-1].changed_seq
+    assert limited.more
+    assert limited.head == limited.messages[-1].changed_seq
     rest = queries.changes_after(bunsho_channel, limited.head, limit=2)
     assert [m.pk for m in rest.messages] == [second.pk]
     assert queries.changes_after(bunsho_channel, changes.head).messages == []

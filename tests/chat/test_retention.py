@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -76,7 +77,12 @@ def test_it_takes_the_conversations_days_else_the_global_setting(
 
 
 def test_it_deletes_expired_messages_with_everything_that_hangs_from_them(
-    alice: User, bob: User, ida: User, bunsho_channel: Conversation, media: Path
+    alice: User,
+    bob: User,
+    ida: User,
+    bunsho_channel: Conversation,
+    media: Path,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     check_set_retention(bunsho_channel, days=30, acting_user=ida)
     old = send(
@@ -95,7 +101,9 @@ def test_it_deletes_expired_messages_with_everything_that_hangs_from_them(
     recent = send(alice, bunsho_channel, "新しい会議室の予約")
     clock.advance(11 * DAY)
 
-    results = run_retention()
+    # Files go after the batch commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        results = run_retention()
 
     assert list(Message.objects.values_list("pk", flat=True)) == [recent.pk]
     assert not MessageRevision.objects.exists()
@@ -265,7 +273,12 @@ def test_it_refuses_bad_values(ida: User, bunsho_channel: Conversation) -> None:
 
 
 def test_it_removes_only_files_inside_the_media_folder(
-    alice: User, ida: User, bunsho_channel: Conversation, tmp_path: Path
+    alice: User,
+    ida: User,
+    bunsho_channel: Conversation,
+    tmp_path: Path,
+    media: Path,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     outside = tmp_path / "precious.txt"
     outside.write_text("keep me")
@@ -279,10 +292,13 @@ def test_it_removes_only_files_inside_the_media_folder(
     Attachment.objects.filter(message=message).update(path="../precious.txt")
     clock.advance(2 * DAY)
 
-    run_retention()
+    with django_capture_on_commit_callbacks(execute=True):
+        run_retention()
 
     assert not Message.objects.exists()
     assert outside.read_text() == "keep me"
+    # The upload's own file stays too: the row no longer named it.
+    assert len(stored_files(media)) == 1
 
 
 # --- over the API ----------------------------------------------------------------------------

@@ -487,7 +487,8 @@ def test_it_posts_approved_minutes_to_the_organisers_section_channel(
     do_approve_minutes(minutes, user=alice)
 
     [posted] = Message.objects.filter(conversation=channel)
-    assert posted.sender_id is None and posted.sender_label == "議事録"
+    assert posted.sender_id is None
+    assert posted.sender_label == "議事録"
     assert "議事録が承認されました: 文書管理検討会議（令和7年6月11日の会議）" in posted.text
     assert f"/minutes/{meeting.pk}/minutes/" in posted.text
     # Alice and Bob (文書係) read it in their channel; nothing went anywhere else.

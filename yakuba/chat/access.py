@@ -12,7 +12,7 @@ Who may do what:
   members of the project channels they were invited to and of nothing else;
 - manage a conversation (name, description, members, archive, 既読 setting, webhooks):
   owners of a project channel or group; for a 所属 channel its 所属長; IT administrators
-  everywhere;
+  everywhere but in a person's お知らせ, which only the system writes to;
 - edit or delete a message: its sender (deleting also: the conversation's managers);
 - retention, legal hold and disclosure exports: IT administrators and auditors (監査)
   (``access_disclosure``).
@@ -81,6 +81,8 @@ def may_manage(user: AnyUser, conversation: Conversation) -> bool:
     person = active_person(user)
     if person is None or person.kind != User.Kind.STAFF:
         return False
+    if conversation.kind == Conversation.Kind.NOTICES:
+        return False  # nobody manages a person's お知らせ, not even IT
     if is_it_admin(person):
         return True
     if conversation.kind == Conversation.Kind.DEPARTMENT:
@@ -116,7 +118,9 @@ def access_conversation_for_post(user: AnyUser, conversation_id: int) -> Members
     and the conversation is not archived).  ``membership.conversation`` is loaded."""
     conversation = _conversation(conversation_id)
     membership = membership_of(user, conversation)
-    if membership is None or conversation.archived_at is not None:
+    # A person's お知らせ is written by the system only.
+    system_only = conversation.kind == Conversation.Kind.NOTICES
+    if membership is None or conversation.archived_at is not None or system_only:
         _refuse(user, "chat.post", conversation)
     assert membership is not None
     membership.conversation = conversation

@@ -9,6 +9,7 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         # Topics, ops, directory hooks, checks and periodic jobs register on import.
         from yakuba.chat import (  # noqa: F401
+            attachments,
             checks,
             events,
             membership,

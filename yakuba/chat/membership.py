@@ -37,6 +37,7 @@ from django.db.models import Count, Q, QuerySet
 from yakuba.audit.models import AuditAction
 from yakuba.audit.record import Actor, record
 from yakuba.chat import events
+from yakuba.chat.actions.conversations import lock_streams
 from yakuba.chat.models import Conversation, Membership
 from yakuba.directory.models import ConcurrentPost, Department, StaffProfile, User
 from yakuba.directory.signals import memberships_changed
@@ -297,6 +298,12 @@ def _send_events(outcome: SyncOutcome) -> None:
     if not changed:
         return
     conversations = {c.pk: c for c in Conversation.objects.filter(pk__in=sorted(changed))}
+    lock_streams(
+        user_id
+        for outcome_part in (outcome.added, outcome.removed)
+        for user_ids in outcome_part.values()
+        for user_id in user_ids
+    )
     for conversation_id, user_ids in outcome.added.items():
         events.notify_conversation(conversations[conversation_id], "added", user_ids)
     for conversation_id, user_ids in outcome.removed.items():

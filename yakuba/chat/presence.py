@@ -348,7 +348,7 @@ def socket_ready(user_id: int) -> None:
             _state.sockets[user_id] = count
             leaving = _state.offline_at.pop(user_id, None) is not None
         if count == 1 and not leaving:
-            _mark_online([user_id])
+            _mark_one_online(user_id)
         _ensure_thread()
 
 
@@ -363,6 +363,21 @@ def socket_closed(user_id: int) -> None:
         _state.offline_at[user_id] = clock.now() + OFFLINE_GRACE
         _drop_interest(user_id)
         _state.kinds.pop(user_id, None)
+
+
+def _mark_one_online(user_id: int) -> None:
+    """``_mark_online`` for one person in one query when they have a row and are
+    offline (the common case), two otherwise."""
+    now = clock.now()
+    flipped = Presence.objects.filter(user_id=user_id, online=False).update(
+        online=True, idle=False, seen_at=now, changed_at=now
+    )
+    if not flipped:
+        _row, flipped = Presence.objects.get_or_create(
+            user_id=user_id, defaults={"online": True, "seen_at": now, "changed_at": now}
+        )
+    if flipped:
+        note_changed([user_id])
 
 
 def _mark_online(user_ids: list[int]) -> None:

@@ -38,7 +38,6 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache as django_cache
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
@@ -46,7 +45,13 @@ from django.utils.translation import gettext as _
 from yakuba.audit.models import AuditAction
 from yakuba.audit.record import Actor, record
 from yakuba.chat.actions import ChatError
-from yakuba.chat.models import Conversation, IncomingWebhook, Message, OutgoingWebhook
+from yakuba.chat.models import (
+    Conversation,
+    IncomingWebhook,
+    Membership,
+    Message,
+    OutgoingWebhook,
+)
 from yakuba.directory.actions.auth import do_create_token, do_deactivate_user, do_revoke_token
 from yakuba.directory.models import ApiToken, User
 from yakuba.lib import clock
@@ -566,10 +571,15 @@ def on_message_sent(message: Message) -> int:
     that is a member of its conversation.  Returns the number of calls queued.
 
     Call it inside the send transaction (the jobs then commit with the message, so none
-    is lost) or right after it; the jobs only write rows.  A bot's own messages never
-    call webhooks (two bots mentioning each other would loop)."""
+    is lost) or right after it; the jobs only write rows.  Messages of bots never call
+    webhooks: two bots answering each other's mentions would loop for ever."""
     mentioned = [int(uid) for uid in (message.mentions or []) if isinstance(uid, int)]
     if not mentioned or message.deleted_at is not None:
+        return 0
+    if (
+        message.sender_id is not None
+        and User.objects.filter(pk=message.sender_id, kind=User.Kind.BOT).exists()
+    ):
         return 0
     hooks = OutgoingWebhook.objects.filter(
         bot_id__in=mentioned,
@@ -577,7 +587,7 @@ def on_message_sent(message: Message) -> int:
         bot__is_active=True,
         bot__kind=User.Kind.BOT,
         bot__chat_memberships__conversation_id=message.conversation_id,
-    ).exclude(bot_id=message.sender_id)
+    )
     count = 0
     with transaction.atomic(savepoint=False):
         for hook in hooks:
@@ -620,7 +630,6 @@ def call_outgoing_webhook(hook_id: int, message_id: int) -> None:
     worker retries with backoff; other answers (4xx) are final.  The reply carries a
     client key made of the message and the hook, so a retry after a lost answer never
     posts it twice."""
-    from yakuba.chat.access import access_conversation_for_post
     from yakuba.chat.events import message_dict
 
     hook = OutgoingWebhook.objects.select_related("bot").filter(pk=hook_id, is_active=True).first()
@@ -628,11 +637,11 @@ def call_outgoing_webhook(hook_id: int, message_id: int) -> None:
     if hook is None or message is None or message.deleted_at is not None:
         return
     bot = hook.bot
-    try:
-        access_conversation_for_post(bot, message.conversation_id)
-    except (PermissionDenied, Http404):
-        return
     conversation = message.conversation
+    # Checked again here, not only when queued: the bot may have been removed, revoked
+    # or the conversation archived meanwhile, and then the message must not leave.
+    if _bot_membership(bot, conversation) is None:
+        return
     body = json.dumps(
         {
             "conversation": {
@@ -685,13 +694,25 @@ def call_outgoing_webhook(hook_id: int, message_id: int) -> None:
         _post_reply(bot, message, text, hook)
 
 
+def _bot_membership(bot: User, conversation: Conversation) -> Membership | None:
+    """The bot's membership, if it may post there now (active, a member, not archived).
+    Asked quietly: a bot removed before its job ran is no refused request to audit."""
+    from yakuba.chat.access import membership_of
+
+    if conversation.archived_at is not None:
+        return None
+    membership = membership_of(bot, conversation)
+    if membership is not None:
+        membership.conversation = conversation
+    return membership
+
+
 def _post_reply(bot: User, message: Message, text: str, hook: OutgoingWebhook) -> None:
-    from yakuba.chat.access import access_conversation_for_post
     from yakuba.chat.actions.messages import check_send_message
 
-    try:
-        membership = access_conversation_for_post(bot, message.conversation_id)
-    except (PermissionDenied, Http404):
+    conversation = Conversation.objects.get(pk=message.conversation_id)
+    membership = _bot_membership(bot, conversation)
+    if membership is None:
         return
     root_id = message.thread_root_id or message.pk
     try:

@@ -1,4 +1,5 @@
-"""An upload handler that stops reading a request body past ``MINUTES_MAX_UPLOAD_MB``.
+"""An upload handler that stops reading a request body past the upload limit: chat's
+``CHAT_MAX_ATTACHMENT_MB`` under ``/api/chat/``, ``MINUTES_MAX_UPLOAD_MB`` elsewhere.
 
 Django's own handlers copy any upload, however large, to a temporary file before a view
 can look at it.  This handler, first in ``FILE_UPLOAD_HANDLERS`` (site-wide), stops at
@@ -26,15 +27,20 @@ from django.http import HttpRequest
 FORM_ALLOWANCE_BYTES = 1024 * 1024
 
 
-def body_limit() -> int:
-    return int(settings.MINUTES_MAX_UPLOAD_MB) * 1024 * 1024 + FORM_ALLOWANCE_BYTES
+def body_limit(request: HttpRequest | None = None) -> int:
+    """The most bytes of a request body read for ``request``: a chat attachment is held
+    to chat's (smaller) limit, so it is refused before it reaches the disk."""
+    megabytes = settings.MINUTES_MAX_UPLOAD_MB
+    if request is not None and request.path.startswith("/api/chat/"):
+        megabytes = settings.CHAT_MAX_ATTACHMENT_MB
+    return int(megabytes) * 1024 * 1024 + FORM_ALLOWANCE_BYTES
 
 
 class SizeLimitUploadHandler(FileUploadHandler):
     def __init__(self, request: HttpRequest | None = None) -> None:
         super().__init__(request)
         self.received = 0
-        self.limit = body_limit()
+        self.limit = body_limit(request)
         self.declared_too_large = False
 
     def _refuse(self) -> NoReturn:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from yakuba.audit.models import AuditAction
@@ -39,6 +39,7 @@ from yakuba.chat.actions import ChatError
 from yakuba.chat.models import Conversation, Membership
 from yakuba.directory.models import User
 from yakuba.lib import clock
+from yakuba.realtime.models import EventStream
 
 Acting = User | Actor
 
@@ -46,6 +47,8 @@ NAME_MAX = 80
 DESCRIPTION_MAX = 500
 GROUP_MIN = 2
 GROUP_MAX = 50
+# pg_advisory_xact_lock key that serialises the name check of project channels ("chat").
+NAME_LOCK = 0x63686174
 
 Kind = Conversation.Kind
 
@@ -167,6 +170,12 @@ def _clean_description(description: str) -> str:
 
 
 def _check_unique_name(name: str, *, exclude: int | None = None) -> None:
+    """Refuse a name an open project channel has.  Inside the caller's transaction; on
+    PostgreSQL two creations or renames wait for each other here (there is no unique
+    index: archived channels may share a name), on SQLite BEGIN IMMEDIATE does it."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [NAME_LOCK])
     taken = Conversation.objects.filter(
         kind=Kind.PROJECT, archived_at__isnull=True, name__iexact=name
     )
@@ -180,6 +189,18 @@ def _check_unique_name(name: str, *, exclude: int | None = None) -> None:
             status=409,
             field="name",
         )
+
+
+def lock_streams(user_ids: Iterable[int]) -> None:
+    """Lock the event-stream heads of everyone this transaction is about to send events
+    to, in ascending user id.  Each ``send_event_on_commit`` locks its own recipients in
+    that order, but two sends with recipients in another order could deadlock with a
+    transaction doing the same; taking every lock first keeps one order.  (SQLite: its
+    one write lock is held already.)"""
+    ids = sorted(set(user_ids))
+    if ids and connection.vendor == "postgresql":
+        heads = EventStream.objects.select_for_update().filter(user_id__in=ids)
+        list(heads.order_by("user_id").values_list("user_id", flat=True))
 
 
 def _unique_users(users: Iterable[User]) -> list[User]:
@@ -415,6 +436,7 @@ def do_add_members(
             target=conversation,
             details=details,
         )
+        lock_streams([*held, *(user.pk for user in new)])
         events.notify_conversation(conversation, "added", [user.pk for user in new])
         events.notify_conversation(conversation, "changed", sorted(held))
     return new
@@ -456,6 +478,7 @@ def _leave(conversation: Conversation, user: User, acting_user: Acting, how: str
         target=conversation,
         details=details,
     )
+    lock_streams([user.pk, *remaining])
     events.notify_conversation(conversation, "removed", [user.pk])
     events.notify_conversation(conversation, "changed", remaining)
     return True
@@ -504,6 +527,7 @@ def do_join(conversation: Conversation, *, acting_user: User) -> Membership:
             target=conversation,
             details=details,
         )
+        lock_streams([acting_user.pk, *others])
         events.notify_conversation(conversation, "added", [acting_user.pk])
         events.notify_conversation(conversation, "changed", others)
     return membership
