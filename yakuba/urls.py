@@ -15,6 +15,7 @@ urlpatterns = [
     path("audit/", include("yakuba.audit.urls")),
     path("rooms/", include("yakuba.rooms.urls")),
     path("minutes/", include("yakuba.minutes.urls")),
+    path("chat/", include("yakuba.chat.urls")),
     path("i18n/setlang/", set_language, name="set_language"),
     path("api/", api_urls()),
     path("healthz", health.healthz, name="healthz"),

@@ -5,6 +5,8 @@ transaction (transfers on their date, 兼務, retirement, CSV import) and hourly
 from __future__ import annotations
 
 import datetime as dt
+import random
+import threading
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -295,3 +297,40 @@ def test_it_syncs_many_people_in_as_many_queries_as_one(
     # The same channels gain members (文書係 and 戸籍住民課, and the ones above them).
     assert len(many.captured_queries) == len(two.captured_queries)
     assert all(channel_ids(p) for p in people)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_syncs_the_same_people_from_six_threads_at_once(
+    channels: dict[str, Conversation], ward: dict[str, Department]
+) -> None:
+    people = [
+        make_staff(f"q{i}", "森", str(i), ward[key], number=f"8{i:03d}")
+        for i, key in enumerate(["bunsho", "koseki", "somu_ka"] * 6)
+    ]
+    ids = [p.pk for p in people]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def body(n: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            membership.sync_users(random.Random(n).sample(ids, len(ids)))
+        except BaseException as exc:  # every failure is the test's
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=body, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    expected = {
+        "bunsho": {"100", "110", "111"},
+        "koseki": {"200", "210"},
+        "somu_ka": {"100", "110"},
+    }
+    for i, person in enumerate(people):
+        assert codes(person) == expected[["bunsho", "koseki", "somu_ka"][i % 3]]

@@ -32,6 +32,7 @@ from yakuba.chat.models import (
     Message,
     MessageRevision,
     Reaction,
+    ReadMark,
 )
 from yakuba.directory.models import User
 
@@ -435,3 +436,32 @@ def test_it_attaches_files_uploaded_by_the_sender_in_the_conversation(
         with pytest.raises(ChatError) as refused:
             send(alice, bunsho_channel, "添付", attachment_ids=[other.pk])
         assert refused.value.code == "bad_attachment"
+
+
+def test_it_sends_within_a_query_budget(
+    bunsho_channel: Conversation,
+    alice: User,
+    bob: User,
+    django_assert_num_queries: Any,
+) -> None:
+    send(alice, bunsho_channel, "一通目")
+    membership = access.access_conversation_for_post(alice, bunsho_channel.pk)
+    # 1 the client-key look-up; 2 SAVEPOINT; 3 seq and last_message_at (UPDATE … RETURNING);
+    # 4 INSERT the message; 5 the members (recipients); 6 lock the sender's pointer;
+    # 7 move it; 8 RELEASE SAVEPOINT.  No mark and no read event: Alice had read all.
+    with django_assert_num_queries(8):
+        check_send_message(membership, text="二通目", client_key="budget-2", acting_user=alice)
+    assert ReadMark.objects.filter(user=alice).count() == 0
+
+
+def test_it_marks_what_the_sender_skipped_over_as_read(
+    bunsho_channel: Conversation, alice: User, bob: User, sent: Sent
+) -> None:
+    send(bob, bunsho_channel, "ボブの連絡")
+    sent.clear()
+    mine = send(alice, bunsho_channel, "返事")
+    assert list(ReadMark.objects.filter(user=alice).values_list("from_seq", "to_seq")) == [
+        (0, mine.seq)
+    ]
+    reads = chat_events(sent, "read")
+    assert [(payload["user"], payload["seq"]) for payload, _ids in reads] == [(alice.pk, mine.seq)]

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -56,8 +57,20 @@ def row(user: User) -> Presence:
     return Presence.objects.get(user=user)
 
 
+GUEST_PASSWORD = "not-used-here-1234"  # tests/chat/conftest.py's guest
+
+
+def cookie_of(user: User) -> str:
+    if user.kind != User.Kind.GUEST:
+        return session_cookie(user)
+    client = Client()
+    signed_in = client.post("/login/", {"username": user.username, "password": GUEST_PASSWORD})
+    assert signed_in.status_code == 302
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
 def connect(server: ThreadServer, user: User) -> Socket:
-    ws = open_socket(server.url, cookie=session_cookie(user))
+    ws = open_socket(server.url, cookie=cookie_of(user))
     ws.hello()
     return ws
 

@@ -236,7 +236,7 @@ def test_it_refuses_a_search_in_a_named_conversation_one_may_not_read(
     send(alice, bunsho_channel, RESERVATION)
 
     response = as_user(charlie).get(
-        "/api/chat/search", {"q": "予約", "conversation": bunsho_channel.pk}
+        "/api/chat/search", {"q": "予約", "conversation": str(bunsho_channel.pk)}
     )
 
     assert response.status_code == 403

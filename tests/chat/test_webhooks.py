@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -298,3 +299,29 @@ def test_it_needs_no_session_or_csrf_token_for_the_secret_url(
     )
     assert response.status_code == 201, response.content
     assert len(messages(project)) == 1
+
+
+def test_it_posts_once_when_the_same_key_arrives_twice_at_the_same_moment(
+    transactional_db: None, project: Conversation, alice: User
+) -> None:
+    from django.db import connection
+
+    _webhook, secret = do_create_incoming_webhook(project, name="防災", acting_user=alice)
+    barrier = threading.Barrier(4)
+    statuses: list[int] = []
+
+    def send() -> None:
+        try:
+            barrier.wait(timeout=10)
+            response = post(secret, {"text": "震度5弱"}, HTTP_IDEMPOTENCY_KEY="quake-1")
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == [200, 200, 200, 201]
+    assert [m.text for m in messages(project)] == ["震度5弱"]

@@ -46,7 +46,8 @@ def candidates(text: str) -> list[str]:
     """The text after each ``@``, up to the next space or ``@`` (at most ``MAX_NAME``)."""
     found: list[str] = []
     for index, char in enumerate(text):
-        if char in MARKS:
+        # ``a@example.jp`` is an e-mail address, not a mention.
+        if char in MARKS and not (index and ASCII_NAME_CHAR.match(text[index - 1])):
             rest = text[index + 1 : index + 1 + MAX_NAME]
             stop = STOP.search(rest)
             word = rest[: stop.start()] if stop else rest

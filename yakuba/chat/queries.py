@@ -202,9 +202,7 @@ def changes_after(conversation: Conversation, after: int, limit: int = 500) -> C
     found = list(_with_parts(rows)[: limit + 1])
     more = len(found) > limit
     found = found[:limit]
-    return Changes(
-        messages=found, head=found[-1].changed_seq if more else max(head, after), more=more
-    )
+    return Changes(messages=found, head=found[-1].changed_seq if more else head, more=more)
 
 
 def thread(root: Message) -> list[Message]:

@@ -18,6 +18,9 @@ COUNTERS = (
     "yakuba_realtime_events_published_total",
     # (user, event) pairs in those events.
     "yakuba_realtime_deliveries_published_total",
+    # Live (unpersisted) events handed to the bus after commit, and their recipients.
+    "yakuba_realtime_live_published_total",
+    "yakuba_realtime_live_deliveries_published_total",
     # Event frames written to WebSockets of this process (live and replayed).
     "yakuba_realtime_events_delivered_total",
     # Event frames written while replaying from the database after a resume or a gap.

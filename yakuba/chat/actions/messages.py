@@ -78,15 +78,21 @@ def register_after_send(hook: Callable[[Message], None]) -> None:
         _after_send.append(hook)
 
 
-def next_seq(conversation_id: int) -> int:
+def next_seq(conversation_id: int, *, message_at: dt.datetime | None = None) -> int:
     """The conversation's next change seq.  Locks the conversation row until the
     caller's transaction ends: call it inside ``transaction.atomic()``, as late as the
-    action allows."""
+    action allows.  ``message_at``: a new message's time, written as the
+    conversation's ``last_message_at`` in the same statement."""
     table = Conversation._meta.db_table
+    also: str = ""
+    params: list[Any] = [conversation_id]
+    if message_at is not None:
+        also = ", last_message_at = %s"
+        params = [message_at, conversation_id]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq",  # noqa: S608 (the table name is ours)
-            [conversation_id],
+            f"UPDATE {table} SET last_seq = last_seq + 1{also} WHERE id = %s RETURNING last_seq",  # noqa: S608 (the table name is ours)
+            params,
         )
         row = cursor.fetchone()
     if row is None:
@@ -278,7 +284,8 @@ def _do_send(
 ) -> tuple[Message, Message | None]:
     conversation = membership.conversation
     now = clock.now()
-    seq = next_seq(conversation.pk)
+    seq = next_seq(conversation.pk, message_at=now)
+    conversation.last_message_at = now
     message = Message.objects.create(
         conversation=conversation,
         seq=seq,
@@ -305,8 +312,7 @@ def _do_send(
                 code="bad_attachment",
                 field="attachments",
             )
-    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
-    conversation.last_message_at = now
+    recipients = events.member_ids(conversation.pk)
     if root is not None:
         root_seq = next_seq(conversation.pk)
         Message.objects.filter(pk=root.pk).update(
@@ -319,7 +325,7 @@ def _do_send(
         # Their own message is read: the pointer moves to it (and past what came before).
         from yakuba.chat.actions.reads import move_read_pointer
 
-        move_read_pointer(membership, seq, now=now)
+        move_read_pointer(membership, seq, now=now, own_message=True, recipients=recipients)
     if settings.CHAT_MENTION_EMAIL_DELAY_MINUTES and mentions.user_ids:
         due = now + dt.timedelta(minutes=settings.CHAT_MENTION_EMAIL_DELAY_MINUTES)
         MentionNotice.objects.bulk_create(
@@ -327,9 +333,11 @@ def _do_send(
             ignore_conflicts=True,
         )
     name = sender.display_name or sender.username
-    events.notify_message(message, payload(message, sender_name=name))
+    # A new message has no reactions yet, and its files are the ones just attached.
+    fresh = events.message_dict(message, attachments=attachments, sender_name=name)
+    events.notify_message(message, fresh, recipients=recipients)
     if root is not None:
-        events.notify_message(root, payload(root))
+        events.notify_message(root, payload(root), recipients=recipients)
     transaction.on_commit(lambda: _run_after_send(message))
     return message, root
 
@@ -358,10 +366,10 @@ def do_post_notice(
     feature reporting), shown under ``label``.  Not idempotent: the caller (a webhook
     handler) deduplicates if it must.  Locks the conversation row until commit."""
     cleaned = clean_text(text)
+    mentions = parse_mentions(cleaned, conversation, sender_id=None)
     with transaction.atomic():
         now = clock.now()
-        seq = next_seq(conversation.pk)
-        mentions = parse_mentions(cleaned, conversation, sender_id=None)
+        seq = next_seq(conversation.pk, message_at=now)
         message = Message.objects.create(
             conversation=conversation,
             seq=seq,
@@ -374,7 +382,6 @@ def do_post_notice(
             mentions_channel=mentions.channel,
             created_at=now,
         )
-        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
         conversation.last_message_at = now
         events.notify_message(message, events.message_dict(message, sender_name=label[:100]))
         transaction.on_commit(lambda: _run_after_send(message))

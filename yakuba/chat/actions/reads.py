@@ -30,11 +30,22 @@ from yakuba.lib import clock
 __all__ = ["do_mark_read", "do_mark_thread_read", "move_read_pointer"]
 
 
-def move_read_pointer(membership: Membership, up_to_seq: int, *, now: dt.datetime) -> bool:
+def move_read_pointer(
+    membership: Membership,
+    up_to_seq: int,
+    *,
+    now: dt.datetime,
+    own_message: bool = False,
+    recipients: list[int] | None = None,
+) -> bool:
     """Move the pointer to ``up_to_seq`` if that is forward, inside the caller's
     transaction: lock the membership row, write it and one ``ReadMark``, settle the
     person's pending mention e-mails up to there, and send the read event after commit
-    where receipts are shown.  The caller caps ``up_to_seq`` at the head."""
+    where receipts are shown.  The caller caps ``up_to_seq`` at the head.
+
+    ``own_message``: ``up_to_seq`` is the person's own message just sent.  When the
+    pointer was right before it, no one else's message is newly read, so no 既読 count
+    changes: no mark and no event (the common case of a conversation in full flow)."""
     current = (
         Membership.objects.select_for_update()
         .filter(pk=membership.pk)
@@ -46,6 +57,8 @@ def move_read_pointer(membership: Membership, up_to_seq: int, *, now: dt.datetim
     Membership.objects.filter(pk=membership.pk).update(last_read_seq=up_to_seq, last_read_at=now)
     membership.last_read_seq = up_to_seq
     membership.last_read_at = now
+    if own_message and current >= up_to_seq - 1:
+        return True
     ReadMark.objects.create(
         conversation_id=membership.conversation_id,
         user_id=membership.user_id,
@@ -60,7 +73,7 @@ def move_read_pointer(membership: Membership, up_to_seq: int, *, now: dt.datetim
         handled_at__isnull=True,
     ).update(handled_at=now, outcome="read")
     if membership.conversation.read_receipts:
-        events.notify_read(membership)
+        events.notify_read(membership, recipients=recipients)
     return True
 
 

@@ -47,6 +47,13 @@ class Command(BaseCommand):
 
         minutes = load_demo_minutes()
         self.stdout.write(f"議事録: 新規 {len(minutes.created)} 件の会議")
+        from yakuba.chat.demo import load_demo_chat
+
+        chat = load_demo_chat()
+        self.stdout.write(
+            f"チャット: 新規 {len(chat.conversations_created)} 件の会話、"
+            f"メッセージ {chat.messages_created} 件"
+        )
         self.stdout.write(f"\nデモ用アカウント（パスワードはすべて {DEMO_PASSWORD}）:")
         for username, name, note in describe_accounts():
             self.stdout.write(f"  {username:<10} {name:<8} {note}")
