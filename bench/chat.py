@@ -52,7 +52,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_NAME = "bench_yakuba_chat"
 ROOM_SIZE = 50
 LADDER_USERS = 200
-LADDER_RATES = [1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 750, 1000]
+LADDER_RATES = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 750, 1000]
 MISS_P99_MS = 1000.0
 PRESENCE_PATH = "/_bench/presence"
 
@@ -111,8 +111,10 @@ def main() -> None:
         log(f"large run: {clients} clients, {rate} msg/s for {duration} s")
         large = yakuba_run(
             users=clients,
-            steps=[{"rate": rate, "duration": 2.0, "measure": False},
-                   {"rate": rate, "duration": duration}],
+            steps=[
+                {"rate": rate, "duration": 2.0, "measure": False},
+                {"rate": rate, "duration": duration},
+            ],
             idle_s=idle,
             activity=activity,
             stop_on_miss=False,
@@ -138,7 +140,7 @@ def main() -> None:
                 "presence_method": large["presence_method"],
                 "presence_changes_per_s": activity,
                 "idle_server_cpu_pct": large["idle"]["server_cpu_pct"],
-                "idle_loadgen_cpu_pct": large["idle"]["loadgen_cpu_pct"],
+                "idle_loadgen_cpu_pct": measured.get("idle_loadgen_cpu_pct"),
                 "connect_s": large["connect_s"],
             }
         )
@@ -216,8 +218,14 @@ def step_passed(step: dict[str, Any]) -> bool:
 
 def _brief(step: dict[str, Any]) -> dict[str, Any]:
     keys = (
-        "rate", "delivered", "expected", "p50_ms", "p99_ms", "send_errors",
-        "loadgen_cpu_pct", "server_cpu_pct",
+        "rate",
+        "delivered",
+        "expected",
+        "p50_ms",
+        "p99_ms",
+        "send_errors",
+        "loadgen_cpu_pct",
+        "server_cpu_pct",
     )
     return {key: step.get(key) for key in keys}
 
@@ -318,7 +326,7 @@ class Loadgen:
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,
-            preexec_fn=_raise_nofile,  # noqa: PLW1509  # only setrlimit
+            preexec_fn=_raise_nofile,  # only setrlimit
         )
 
     def next_event(self) -> dict[str, Any]:
@@ -360,7 +368,8 @@ def drive(
         idle["server_cpu_pct"] = round(100 * (_tree_cpu(server_pid) - cpu0) / wall, 1)
         p1 = presence()
         idle["presence_cpu_pct"] = (
-            round(100 * (p1 - presence0) / wall, 2) if p1 is not None and presence0 is not None
+            round(100 * (p1 - presence0) / wall, 2)
+            if p1 is not None and presence0 is not None
             else None
         )
         log(f"idle: server CPU {idle['server_cpu_pct']} %, presence {idle['presence_cpu_pct']} %")
@@ -371,6 +380,7 @@ def drive(
         event = loadgen.next_event()
         if event["event"] == "step_start":
             marks = (_tree_cpu(server_pid), presence(), time.monotonic())
+            _profile(server_pid, event)
         elif event["event"] == "step":
             assert marks is not None
             wall = time.monotonic() - marks[2]
@@ -397,6 +407,36 @@ def drive(
                 "activity_sent": event.get("activity_sent"),
                 "stray": event.get("stray"),
             }
+
+
+def _profile(pid: int, event: dict[str, Any]) -> None:
+    """``BENCH_CHAT_PYSPY=DIR``: record the server with py-spy (``BENCH_CHAT_PYSPY_BIN``,
+    default ``py-spy`` on PATH) for 8 s of every step, as collapsed stacks in DIR."""
+    folder = os.environ.get("BENCH_CHAT_PYSPY")
+    if not folder:
+        return
+    target = Path(folder) / f"server-{pid}-step{event['step']}-{event['rate']:g}.txt"
+    subprocess.Popen(
+        [
+            os.environ.get("BENCH_CHAT_PYSPY_BIN", "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            "8",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--threads",
+            "--output",
+            str(target),
+            "--nonblocking",
+            *os.environ.get("BENCH_CHAT_PYSPY_ARGS", "").split(),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 # --- Yakuba -----------------------------------------------------------------------------
@@ -443,8 +483,10 @@ def yakuba_run(
             sys.stderr.write(done.stderr[-5000:])
             raise SystemExit("bench-chat setup failed")
         setup = json.loads(done.stdout.strip().splitlines()[-1])
-        log(f"setup: {users} users, {len(setup['conversations'])} channels in "
-            f"{time.monotonic() - started:.1f} s")
+        log(
+            f"setup: {users} users, {len(setup['conversations'])} channels in "
+            f"{time.monotonic() - started:.1f} s"
+        )
         port = _free_port()
         server_log = (scratch / "server.log").open("wb")
         server = subprocess.Popen(
@@ -453,7 +495,7 @@ def yakuba_run(
             cwd=ROOT,
             stdout=server_log,
             stderr=server_log,
-            preexec_fn=_raise_nofile,  # noqa: PLW1509  # only setrlimit
+            preexec_fn=_raise_nofile,  # only setrlimit
         )
         loadgen = None
         try:
@@ -516,6 +558,15 @@ def _child_main(part: str, argv: list[str]) -> None:
     import django
 
     django.setup()
+    sync = os.environ.get("BENCH_CHAT_SQLITE_SYNC")  # a diagnostic only: FULL is the product's
+    if sync and part == "_serve":
+        from django.conf import settings
+
+        options = settings.DATABASES["default"].get("OPTIONS", {})
+        if "init_command" in options:
+            options["init_command"] = options["init_command"].replace(
+                "synchronous=FULL", f"synchronous={sync}"
+            )
     if part == "_setup":
         print(json.dumps(setup_data(int(argv[0]), int(argv[1]))))
     else:
@@ -539,7 +590,7 @@ def setup_data(users: int, room_size: int) -> dict[str, Any]:
             username=f"bench{n:05d}",
             kind=User.Kind.STAFF,
             display_name=f"職員 {n + 1}号",
-            password="!",  # noqa: S106  # unusable: these users never sign in
+            password="!",  # unusable: these users never sign in
             date_joined=now,
         )
         for n in range(users)
@@ -633,8 +684,10 @@ def synapse_run(db: str, rates: list[float], step: float) -> dict[str, Any]:
             started = time.monotonic()
             server.start()
             rooms = server.populate(LADDER_USERS, ROOM_SIZE)
-            log(f"Synapse {db}: {LADDER_USERS} users, {len(rooms)} rooms in "
-                f"{time.monotonic() - started:.1f} s")
+            log(
+                f"Synapse {db}: {LADDER_USERS} users, {len(rooms)} rooms in "
+                f"{time.monotonic() - started:.1f} s"
+            )
             spec = {
                 "kind": "synapse",
                 "host": "127.0.0.1",

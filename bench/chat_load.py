@@ -212,6 +212,9 @@ class Run:
             except WebSocketException:
                 pass
 
+    def stopped(self) -> bool:
+        return self.stopping
+
     # arrivals ---------------------------------------------------------------------
 
     def arrived(self, n: int, at: float) -> None:
@@ -247,7 +250,7 @@ class Run:
                     frame = await asyncio.wait_for(ws.recv(), 120)
                     if isinstance(frame, str) and '"op": "ready"' in frame:
                         break
-        except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, WebSocketException) as exc:
             self.connect_errors.append(repr(exc)[:200])
             return
         self.connected[index] = True
@@ -277,7 +280,9 @@ class Run:
     async def synapse_receiver(self, index: int, gate: asyncio.Semaphore) -> None:
         token = self.receivers[index]["token"]
         headers = {"Authorization": f"Bearer {token}"}
-        flt = quote(json.dumps({"room": {"timeline": {"limit": 1}, "state": {"lazy_load_members": True}}}))
+        flt = quote(
+            json.dumps({"room": {"timeline": {"limit": 1}, "state": {"lazy_load_members": True}}})
+        )
         try:
             async with gate:
                 connection = await Connection.open(self.host, self.port)
@@ -302,7 +307,7 @@ class Run:
                     headers,
                 )
             except (OSError, HttpError) as exc:
-                if self.stopping:
+                if self.stopped():
                     return
                 self.connect_errors.append(repr(exc)[:200])
                 await asyncio.sleep(0.5)
@@ -355,9 +360,7 @@ class Run:
     def schedule(self, step: int, rate: float, duration: float, start: float) -> range:
         count = max(1, round(rate * duration))
         first = len(self.scheduled)
-        members = [
-            sum(1 for r in c["members"] if self.connected[r]) for c in self.conversations
-        ]
+        members = [sum(1 for r in c["members"] if self.connected[r]) for c in self.conversations]
         for k in range(count):
             index = first + k
             self.scheduled.append(start + k / rate)
@@ -378,7 +381,9 @@ class Run:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def run_step(self, step: int, rate: float, duration: float, drain: float) -> dict[str, Any]:
+    async def run_step(
+        self, step: int, rate: float, duration: float, drain: float
+    ) -> dict[str, Any]:
         start = time.monotonic() + 0.2
         indices = self.schedule(step, rate, duration, start)
         emit({"event": "step_start", "step": step, "rate": rate})
@@ -503,7 +508,7 @@ def emit(line: dict[str, Any]) -> None:
 def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as handle:
         spec = json.load(handle)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
         import uvloop

@@ -38,9 +38,13 @@ UNLIMITED = {"per_second": 100000, "burst_count": 100000}
 
 
 def installed() -> bool:
-    return PYTHON.exists() and subprocess.run(
-        [str(PYTHON), "-c", "import synapse"], capture_output=True, check=False
-    ).returncode == 0
+    return (
+        PYTHON.exists()
+        and subprocess.run(
+            [str(PYTHON), "-c", "import synapse"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
 
 
 def version() -> str:
@@ -50,7 +54,7 @@ def version() -> str:
         text=True,
         check=False,
     )
-    return done.stdout.strip() or "?"
+    return done.stdout.strip().split(" ")[0] or "?"
 
 
 def config(directory: Path, port: int, db: str, server_url: str) -> dict[str, Any]:
@@ -299,7 +303,12 @@ if __name__ == "__main__":  # a quick manual check: start, populate, stop
     import tempfile
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-synapse-"))
-    server = Synapse(scratch, int(os.environ.get("PORT", "18008")), sys.argv[1] if len(sys.argv) > 1 else "sqlite", os.environ.get("BENCH_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    server = Synapse(
+        scratch,
+        int(os.environ.get("PORT", "18008")),
+        sys.argv[1] if len(sys.argv) > 1 else "sqlite",
+        os.environ.get("BENCH_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
     server.start()
     try:
         started = time.monotonic()

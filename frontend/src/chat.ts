@@ -239,6 +239,30 @@ function newKey(): string {
   return `${Date.now()}-${Math.random().toString(36).slice(2)}`;
 }
 
+/** Before ``container`` is rebuilt: a function that puts the focus (and a text box's
+ * caret) back on the same control of the same message afterwards. */
+function keepFocus(container: HTMLElement): () => void {
+  const active = document.activeElement as HTMLElement | null;
+  if (active === null || !container.contains(active)) {
+    return () => undefined;
+  }
+  const id = (active.closest("[data-message]") as HTMLElement | null)?.dataset.message;
+  const action = active.dataset.action;
+  const caret = active instanceof HTMLTextAreaElement ? [active.selectionStart, active.selectionEnd] : null;
+  return () => {
+    if (id === undefined) {
+      return;
+    }
+    const again = container.querySelector<HTMLElement>(
+      `[data-message="${id}"] ${action ? `[data-action="${action}"]` : ""}`,
+    );
+    again?.focus({ preventScroll: true });
+    if (caret && again instanceof HTMLTextAreaElement) {
+      again.setSelectionRange(caret[0], caret[1]);
+    }
+  };
+}
+
 // --- dates (Asia/Tokyo; 和暦 like yakuba/lib/wareki.py) ---------------------------------
 
 const TOKYO_OFFSET_MS = 9 * 3600 * 1000;
@@ -431,21 +455,20 @@ class Composer {
     });
     this.box.addEventListener("keydown", (event) => this.keydown(event));
     this.box.addEventListener("input", () => this.typed());
-    for (const target of [form, this.box]) {
-      target.addEventListener("dragover", (event) => {
+    // Files dropped anywhere on the composer (the box's events bubble up to it).
+    form.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      form.classList.add("chat-drop");
+    });
+    form.addEventListener("dragleave", () => form.classList.remove("chat-drop"));
+    form.addEventListener("drop", (event) => {
+      const dropped = event.dataTransfer?.files;
+      form.classList.remove("chat-drop");
+      if (dropped && dropped.length > 0) {
         event.preventDefault();
-        form.classList.add("chat-drop");
-      });
-      target.addEventListener("dragleave", () => form.classList.remove("chat-drop"));
-      target.addEventListener("drop", (event) => {
-        const dropped = (event as DragEvent).dataTransfer?.files;
-        form.classList.remove("chat-drop");
-        if (dropped && dropped.length > 0) {
-          event.preventDefault();
-          void this.upload(Array.from(dropped));
-        }
-      });
-    }
+        void this.upload(Array.from(dropped));
+      }
+    });
   }
 
   private keydown(event: KeyboardEvent): void {
@@ -661,6 +684,7 @@ class ChatClient {
   private idleTimer: number | null = null;
   private loadingOlder = false;
   private readonly threadMessages = new Map<number, Message>();
+  private editing: { id: number; draft: string; error: string } | null = null;
 
   constructor() {
     for (const info of boot.conversations) {
@@ -1151,8 +1175,7 @@ class ChatClient {
     if (state.info.id !== this.current) {
       return;
     }
-    const focusedId = (document.activeElement?.closest("[data-message]") as HTMLElement | null)?.dataset.message;
-    const focusedAction = (document.activeElement as HTMLElement | null)?.dataset?.action;
+    const restoreFocus = keepFocus(this.list);
     const sorted = Array.from(state.messages.values()).sort((a, b) => a.seq - b.seq);
     const nodes: HTMLElement[] = [];
     if (state.hasOlder) {
@@ -1188,12 +1211,7 @@ class ChatClient {
         this.list.scrollTop = this.list.scrollHeight;
       }
     }
-    if (focusedId) {
-      const again = this.list.querySelector<HTMLElement>(
-        `[data-message="${focusedId}"] ${focusedAction ? `[data-action="${focusedAction}"]` : ""}`,
-      );
-      again?.focus({ preventScroll: true });
-    }
+    restoreFocus();
   }
 
   private renderMessage(message: Message, state: ConversationState, inThread: boolean): HTMLElement {
@@ -1224,6 +1242,8 @@ class ChatClient {
     const body = el("div", { class: "chat-body", "data-body": "" });
     if (message.deleted) {
       body.textContent = text("deleted");
+    } else if (this.editing?.id === message.id) {
+      body.append(this.editForm(message));
     } else {
       body.innerHTML = message.html; // rendered and escaped by the server (chat.formatting)
     }
@@ -1255,7 +1275,7 @@ class ChatClient {
     if (!inThread && message.reply_count > 0) {
       foot.append(button(text("replies_n", { n: message.reply_count }), { class: "chat-replies", "data-action": "thread" }));
     }
-    if (state.info.read_receipts !== false && own && !message.deleted) {
+    if (state.info.read_receipts !== false && !message.deleted && message.kind === "text") {
       const count = this.readCount(message, state);
       foot.append(
         button(text("read_n", { n: count }), {
@@ -1331,7 +1351,7 @@ class ChatClient {
     } else if (action === "readers") {
       void this.showReaders(message);
     } else if (action === "edit") {
-      this.edit(message, node);
+      this.edit(message);
     } else if (action === "delete") {
       void this.remove(message);
     } else if (action === "pin") {
@@ -1392,24 +1412,42 @@ class ChatClient {
     menu.querySelector("button")?.focus();
   }
 
-  private edit(message: Message, node: HTMLElement): void {
-    const body = node.querySelector<HTMLElement>("[data-body]")!;
+  /** Start editing: the form lives in ``this.editing`` so that re-renders (live
+   * events) keep it and what was typed. */
+  private edit(message: Message): void {
+    this.editing = { id: message.id, draft: message.text, error: "" };
+    this.rerender(message);
+    this.root.querySelector<HTMLTextAreaElement>(`[data-message="${message.id}"] [data-action=edit-box]`)?.focus();
+  }
+
+  private rerender(message: Message): void {
+    const state = this.states.get(message.conversation);
+    if (state) {
+      this.renderMessages(state, false);
+      this.renderThread();
+    }
+  }
+
+  private editForm(message: Message): HTMLFormElement {
+    const editing = this.editing!;
     const form = el("form", { class: "chat-edit" });
-    const box = el("textarea", { "aria-label": text("edit_label"), rows: "3" });
-    box.value = message.text;
-    const error = el("p", { class: "error", role: "alert", hidden: "" });
+    const box = el("textarea", { "aria-label": text("edit_label"), rows: "3", "data-action": "edit-box" });
+    box.value = editing.draft;
+    const error = el("p", { class: "error", role: "alert" }, editing.error);
+    error.hidden = editing.error === "";
     const save = el("button", { type: "submit" }, text("save"));
     const cancel = button(text("cancel"), { class: "secondary" });
     form.append(box, el("div", { class: "chat-edit-buttons" }, save, cancel), error);
     let composing = false;
     box.addEventListener("compositionstart", () => (composing = true));
     box.addEventListener("compositionend", () => (composing = false));
+    box.addEventListener("input", () => {
+      editing.draft = box.value;
+    });
     const close = (): void => {
-      const state = this.states.get(message.conversation);
-      if (state) {
-        this.renderMessages(state, false);
-        this.renderThread();
-      }
+      this.editing = null;
+      this.rerender(message);
+      this.root.querySelector<HTMLElement>(`[data-message="${message.id}"] [data-action=edit]`)?.focus();
     };
     cancel.addEventListener("click", close);
     box.addEventListener("keydown", (event) => {
@@ -1423,20 +1461,20 @@ class ChatClient {
     });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const answer = await api("PATCH", `messages/${message.id}`, { text: box.value });
+      const answer = await api("PATCH", `messages/${message.id}`, { text: editing.draft });
       if (ok(answer)) {
+        this.editing = null;
         const updated = messageOf(answer.data);
         if (updated) {
           this.applyMessage(updated, {});
         }
         close();
       } else {
-        error.textContent = errorText(answer); // what was typed stays in the box
-        error.hidden = false;
+        editing.error = errorText(answer); // what was typed stays in the box
+        this.rerender(message);
       }
     });
-    body.replaceChildren(form);
-    box.focus();
+    return form;
   }
 
   private async remove(message: Message): Promise<void> {
@@ -1534,11 +1572,13 @@ class ChatClient {
     const replies = Array.from(this.threadMessages.values())
       .filter((m) => m.id !== root.id)
       .sort((a, b) => a.seq - b.seq);
+    const restoreFocus = keepFocus(this.threadList);
     this.threadList.replaceChildren(
       this.renderMessage(root, state, true),
       el("p", { class: "chat-thread-count" }, text("replies_n", { n: replies.length })),
       ...replies.map((m) => this.renderMessage(m, state, true)),
     );
+    restoreFocus();
     this.threadList.scrollTop = this.threadList.scrollHeight;
     const last = replies[replies.length - 1];
     if (last && this.canMarkRead()) {

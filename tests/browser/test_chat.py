@@ -4,7 +4,9 @@ keyboard alone reaching every part, and the layout at the office terminals' size
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,15 +14,21 @@ from django.urls import URLPattern, URLResolver, include, path
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from tests.browser.helpers import sign_in, wait_for
+from tests.browser.test_pages import AXE_RUN
+from tests.conftest import make_staff
 from yakuba import urls as site_urls
-from yakuba.chat import membership
+from yakuba.chat import access, membership
+from yakuba.chat.actions.conversations import do_get_or_create_direct
+from yakuba.chat.actions.messages import check_send_message
 from yakuba.chat.models import Conversation, Message
 from yakuba.directory.models import Department, User
 
 pytestmark = pytest.mark.browser
 
 # The site's URLs with the chat pages, until yakuba/urls.py includes them itself.
-urlpatterns: list[URLPattern | URLResolver] = list(site_urls.urlpatterns)
+urlpatterns: list[URLPattern | URLResolver] = [
+    p for p in site_urls.urlpatterns if isinstance(p, URLPattern | URLResolver)
+]
 if not any(getattr(p, "namespace", None) == "chat" for p in urlpatterns):
     urlpatterns.append(path("chat/", include("yakuba.chat.urls")))
 
@@ -78,14 +86,18 @@ def test_it_shows_messages_live_and_the_senders_kidoku_rises_when_the_other_read
 
     # Bob's open view shows it without a reload; Alice's shows 既読 1 once he has seen it.
     bob_tab.get_by_text("本日の文書審査は15時からです").wait_for()
-    read = page.locator(f"{SENT} [data-action=readers]").last
+    mine = page.locator(SENT).filter(has_text="本日の文書審査は15時からです")
+    read = mine.locator("[data-action=readers]")
     read.filter(has_text="既読 1").wait_for()
     assert page.input_value(BOX) == ""
 
     # Bob answers; Alice's view shows it live too, under a date separator (和暦).
-    bob_tab.fill(BOX, "承知しました")
+    bob_tab.locator(BOX).press_sequentially("承知")
+    page.locator("[data-typing]").filter(has_text="坂東 歩さんが入力中…").wait_for()
+    bob_tab.locator(BOX).press_sequentially("しました")
     bob_tab.press(BOX, "Enter")
     page.get_by_text("承知しました").wait_for()
+    assert page.locator("[data-typing]").inner_text() == ""  # his message ends it
     assert page.locator(".chat-day").first.inner_text().startswith("令和")
 
     # The readers list names Bob; Escape closes it and gives focus back.
@@ -100,7 +112,8 @@ def test_it_shows_messages_live_and_the_senders_kidoku_rises_when_the_other_read
 IME_ENTER = """(box) => {
   box.focus();
   box.dispatchEvent(new CompositionEvent("compositionstart", {data: ""}));
-  box.dispatchEvent(new KeyboardEvent("keydown", {key: "Enter", isComposing: true, bubbles: true, cancelable: true}));
+  box.dispatchEvent(new KeyboardEvent("keydown",
+    {key: "Enter", isComposing: true, bubbles: true, cancelable: true}));
   const legacy = new KeyboardEvent("keydown", {key: "Enter", bubbles: true, cancelable: true});
   Object.defineProperty(legacy, "keyCode", {get: () => 229});
   box.dispatchEvent(legacy);
@@ -221,4 +234,255 @@ def test_it_fits_the_office_screens_without_sideways_scrolling(
     assert page.evaluate(overflow) <= 0
     # The composer stays on screen.
     box = page.locator(BOX).bounding_box()
-    assert box is not None and box["y"] + box["height"] <= height
+    assert box is not None
+    assert box["y"] + box["height"] <= height
+
+
+@pytest.mark.bypass_csp  # axe-core is injected as an inline script
+def test_it_meets_wcag2_aa_with_messages_and_a_thread_open(
+    page: Any, bunsho_channel: Conversation, axe_source: Path
+) -> None:
+    open_chat(page, "alice", bunsho_channel)
+    page.fill(BOX, "アクセシビリティの確認です")
+    page.press(BOX, "Enter")
+    page.locator(f"{SENT} [data-action=thread]").first.click()
+    page.wait_for_selector("[data-thread]:not([hidden])")
+    page.locator("[data-thread-messages]").get_by_text("アクセシビリティの確認です").wait_for()
+    page.add_script_tag(path=str(axe_source))
+    violations = page.evaluate(AXE_RUN)
+    assert violations == [], violations
+
+    # The search page with a result and with a form error.
+    for query in ("?q=アクセシビリティ", "?q=確認&date_from=2026-05-02&date_to=2026-05-01"):
+        page.goto(f"/chat/search/{query}")
+        page.add_script_tag(path=str(axe_source))
+        violations = page.evaluate(AXE_RUN)
+        assert violations == [], (query, violations)
+    page.goto("/chat/search/?q=アクセシビリティ")
+    page.get_by_role("link", name="総務部 総務課 文書係").click()
+    page.locator(".chat-focus").get_by_text("アクセシビリティの確認です").wait_for()
+
+
+def test_it_loads_nothing_the_csp_refuses(page: Any, bunsho_channel: Conversation) -> None:
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    open_chat(page, "alice", bunsho_channel)
+    page.fill(BOX, "CSPの確認")
+    page.press(BOX, "Enter")
+    page.get_by_text("CSPの確認").wait_for()
+    assert refused == []
+
+
+def send_as(user: User, conversation: Conversation, text: str) -> Message:
+    """``user`` posts through the real send action (setting up history)."""
+    membership_row = access.access_conversation_for_post(user, conversation.pk)
+    message, _created = check_send_message(
+        membership_row, text=text, client_key=str(uuid.uuid4()), acting_user=user
+    )
+    return message
+
+
+DROP_FILE = """(box) => {
+  const data = new DataTransfer();
+  data.items.add(new File(["本庁舎の地図"], "地図.txt", {type: "text/plain"}));
+  const init = {dataTransfer: data, bubbles: true, cancelable: true};
+  box.dispatchEvent(new DragEvent("dragover", init));
+  box.dispatchEvent(new DragEvent("drop", init));
+}"""
+
+
+def test_it_attaches_edits_reacts_pins_and_deletes_own_messages(
+    page: Any, bunsho_channel: Conversation, settings: SettingsWrapper, tmp_path: Path
+) -> None:
+    settings.CHAT_MEDIA_DIR = tmp_path
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    open_chat(page, "alice", bunsho_channel)
+
+    # A file through the button (the file input behind it), then the message with it.
+    page.set_input_files(
+        "#chat-file",
+        files=[
+            {"name": "予定表.txt", "mimeType": "text/plain", "buffer": "10時 文書審査".encode()}
+        ],
+    )
+    page.locator("[data-composer] [data-files]").get_by_text("予定表.txt").wait_for()
+    # A second one dropped on the box.
+    page.locator(BOX).evaluate(DROP_FILE)
+    page.locator("[data-composer] [data-files]").get_by_text("地図.txt").wait_for()
+    page.fill(BOX, "予定表を添付します")
+    page.press(BOX, "Enter")
+    found = page.locator(SENT).filter(has_text="予定表を添付します")
+    found.get_by_role("link", name="予定表.txt").wait_for()
+    found.get_by_role("link", name="地図.txt").wait_for()
+    assert page.locator("[data-composer] [data-files] li").count() == 0
+    message = page.locator(f'{SENT}[data-message="{found.get_attribute("data-message")}"]')
+
+    message.hover()
+    message.get_by_role("button", name="編集").click()
+    box = message.get_by_role("textbox", name="メッセージを編集")
+    box.fill("予定表を添付します（差し替え）")
+    box.press("Enter")
+    message.get_by_text("編集済み").wait_for()
+    assert "（差し替え）" in message.inner_text()
+
+    message.hover()
+    message.get_by_role("button", name="リアクション").click()
+    page.get_by_role("button", name="👍 でリアクション").click()
+    message.get_by_role("button", name="👍 1人").wait_for()
+    assert message.get_by_role("button", name="👍 1人").get_attribute("aria-pressed") == "true"
+
+    message.hover()
+    message.get_by_role("button", name="ピン留め", exact=True).click()
+    message.locator(".chat-pin-mark").wait_for()
+    assert Message.objects.get(conversation=bunsho_channel, kind="text").pinned_at is not None
+
+    message.hover()
+    message.get_by_role("button", name="削除").click()
+    page.locator("#chat-confirm").get_by_role("button", name="削除").click()
+    page.locator(SENT).get_by_text("このメッセージは削除されました。").wait_for()
+
+    saved = Message.objects.get(conversation=bunsho_channel, kind="text")
+    assert saved.deleted_at is not None
+    assert saved.edited_at is not None
+    assert errors == []
+
+
+def test_it_scrolls_back_through_history_and_marks_the_first_unread(
+    page: Any, alice: User, bob: User, bunsho_channel: Conversation
+) -> None:
+    send_as(alice, bunsho_channel, "最初のメッセージ")
+    for n in range(1, 70):
+        send_as(alice, bunsho_channel, f"連絡 {n}")
+    send_as(bob, bunsho_channel, "ここから読んでいません")
+    send_as(bob, bunsho_channel, "まだ読んでいません")
+
+    open_chat(page, "alice", bunsho_channel)
+    # Alice's own messages were read as she sent them: the marker is above Bob's.
+    marker = page.locator("[data-unread-marker]")
+    marker.wait_for()
+    assert marker.inner_text() == "ここから未読"
+    following = "document.querySelector('[data-unread-marker]').nextElementSibling.textContent"
+    assert "ここから読んでいません" in page.evaluate(following)
+    assert page.locator(SENT).filter(has_text="最初のメッセージ").count() == 0
+
+    for _ in range(10):
+        page.locator("[data-messages]").evaluate("(list) => { list.scrollTop = 0; }")
+        page.wait_for_timeout(200)
+        if page.locator(SENT).filter(has_text="最初のメッセージ").count() == 1:
+            break
+    else:
+        pytest.fail("scrolling to the top never loaded the oldest message")
+    assert page.locator(SENT).count() == 72
+
+
+def test_it_shows_a_changed_status_on_the_other_persons_presence_dot(
+    page: Any, bob_tab: Any, alice: User, bob: User, bunsho_channel: Conversation
+) -> None:
+    do_get_or_create_direct(alice, bob, acting_user=alice)
+    open_chat(bob_tab, "bob", bunsho_channel)
+    dot = bob_tab.locator(f"[data-presence='{alice.pk}']")
+    dot.wait_for()
+
+    open_chat(page, "alice", bunsho_channel)
+    page.get_by_text("在席状況").click()
+    page.get_by_label("状態").select_option("meeting")
+    page.get_by_label("ひとこと", exact=True).fill("15時まで")
+    page.get_by_role("button", name="変更").click()
+    page.locator("[data-my-status]").filter(has_text="会議中").wait_for()
+
+    wait_for(
+        bob_tab,
+        f"document.querySelector(\"[data-presence='{alice.pk}']\")"
+        ".classList.contains('chat-dot-meeting')",
+    )
+    assert dot.get_attribute("aria-label") == "会議中（15時まで）"
+
+
+def test_it_asks_before_a_mention_that_would_notify_many_people(
+    page: Any, bunsho_channel: Conversation, ward: dict[str, Department], settings: SettingsWrapper
+) -> None:
+    settings.CHAT_MENTION_CONFIRM_OVER = 1
+    membership.sync_users([make_staff("dora", "土田", "乃", ward["bunsho"], number="10010").pk])
+    open_chat(page, "alice", bunsho_channel)
+    dialog = page.locator("#chat-confirm")
+
+    page.fill(BOX, "@全員 明日は停電です")
+    page.press(BOX, "Enter")
+    dialog.get_by_text("このメンションは2人に通知されます。").wait_for()
+    page.keyboard.press("Escape")  # not now: nothing is sent, the text stays
+    wait_for(page, "!document.querySelector('#chat-confirm').open")
+    assert page.input_value(BOX) == "@全員 明日は停電です"
+    assert messages_with(bunsho_channel, "@全員 明日は停電です") == 0
+
+    page.press(BOX, "Enter")
+    dialog.get_by_role("button", name="通知して送信").click()
+    page.locator(SENT).get_by_text("明日は停電です").wait_for()
+    assert messages_with(bunsho_channel, "@全員 明日は停電です") == 1
+
+
+RECORD_NOTIFICATIONS = """
+window.shown = [];
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.shown.push({title, body: options.body}); }
+  addEventListener() {}
+};
+"""
+
+
+def test_it_badges_and_notifies_a_mention_in_another_conversation(
+    page: Any,
+    bob_tab: Any,
+    alice: User,
+    bob: User,
+    bunsho_channel: Conversation,
+    ward: dict[str, Department],
+) -> None:
+    somu_ka = Conversation.objects.get(department=ward["somu_ka"])
+    bob_tab.add_init_script(RECORD_NOTIFICATIONS)
+    open_chat(bob_tab, "bob", somu_ka)
+    open_chat(page, "alice", bunsho_channel)
+
+    page.fill(BOX, "@bob 決裁をお願いします")
+    page.press(BOX, "Enter")
+
+    link = bob_tab.locator(f"[data-conversation='{bunsho_channel.pk}']")
+    link.locator(".chat-badge-mention").filter(has_text="@1").wait_for()
+    assert link.locator(".chat-badge:not(.chat-badge-mention)").inner_text() == "1"
+    wait_for(bob_tab, "window.shown.length === 1")
+    shown = bob_tab.evaluate("window.shown[0]")
+    assert "青木 愛" in shown["title"]
+    assert shown["body"] == "@bob 決裁をお願いします"
+
+    # Opening the conversation shows the message, reads it and clears the badges.
+    link.click()
+    bob_tab.locator(SENT).get_by_text("決裁をお願いします").wait_for()
+    link.locator(".chat-badge").first.wait_for(state="detached")
+
+
+def test_it_forwards_a_message_to_another_conversation(
+    page: Any, alice: User, bunsho_channel: Conversation, ward: dict[str, Department]
+) -> None:
+    original = send_as(alice, bunsho_channel, "庁舎の停電は10時からです")
+    somu_ka = Conversation.objects.get(department=ward["somu_ka"])
+    open_chat(page, "alice", bunsho_channel)
+
+    message = page.locator(f'{SENT}[data-message="{original.pk}"]')
+    message.hover()
+    message.get_by_role("button", name="転送").click()
+    dialog = page.locator("#chat-forward")
+    dialog.get_by_label("転送先").select_option(str(somu_ka.pk))
+    dialog.get_by_role("button", name="転送").click()
+    page.locator("[data-announce]").filter(has_text="転送しました。").wait_for()
+
+    forwarded = Message.objects.get(conversation=somu_ka)
+    assert forwarded.forwarded_from_id == original.pk
+    page.locator(f"[data-conversation='{somu_ka.pk}']").click()
+    page.locator(SENT).get_by_text("転送").first.wait_for()

@@ -5,10 +5,15 @@ invited to; a person transferred out reads nothing of the old 所属 from the da
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.test import Client
 
 from yakuba.audit.models import AuditEntry
 from yakuba.audit.record import Actor
@@ -200,3 +205,141 @@ def test_it_lets_only_it_admins_and_auditors_at_disclosure(
         with pytest.raises(PermissionDenied):
             access_disclosure(refused)
         assert denials(refused)[-1].details["what"] == "chat.disclosure"
+
+
+# --- The same rules through the JSON API ---------------------------------------------------
+
+API = "/api/chat"
+
+
+def signed_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def call(user: User, method: str, path: str, data: dict[str, Any] | None = None) -> Any:
+    client = signed_in(user)
+    kwargs: dict[str, Any] = {}
+    if data is not None:
+        kwargs = {"data": json.dumps(data), "content_type": "application/json"}
+    return getattr(client, method)(f"{API}{path}", **kwargs)
+
+
+def listed(user: User) -> set[int]:
+    response = call(user, "get", "/conversations")
+    assert response.status_code == 200
+    return {item["id"] for item in json.loads(response.content)}
+
+
+def send(user: User, conversation: Conversation, key: str) -> Any:
+    return call(
+        user,
+        "post",
+        f"/conversations/{conversation.pk}/messages",
+        {"text": "確認をお願いします。", "client_key": key},
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_counters() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_the_api_refuses_a_non_member_and_audits_it(alice: User, bob: User, charlie: User) -> None:
+    dm, _ = do_get_or_create_direct(alice, bob, acting_user=alice)
+
+    assert call(charlie, "get", f"/conversations/{dm.pk}").status_code == 403
+    assert call(charlie, "get", f"/conversations/{dm.pk}/messages").status_code == 403
+    assert send(charlie, dm, "k1").status_code == 403
+    assert send(bob, dm, "k2").status_code == 201
+    assert [e.details["what"] for e in denials(charlie)] == ["chat.read", "chat.read", "chat.post"]
+    assert dm.pk not in listed(charlie)
+
+
+def test_the_api_shows_a_guest_only_the_invited_project_channel(
+    channels: dict[str, Conversation], alice: User, guest: User, project: Conversation
+) -> None:
+    other = do_create_project_channel(name="防災訓練2025", acting_user=alice)
+    do_add_members(project, [guest], acting_user=alice)
+
+    assert listed(guest) == {project.pk}
+    assert send(guest, project, "g1").status_code == 201
+    assert call(guest, "get", f"/conversations/{other.pk}").status_code == 403
+    assert call(guest, "post", f"/conversations/{other.pk}/join").status_code == 403
+    assert call(guest, "get", f"/conversations/{channels['bunsho'].pk}").status_code == 403
+    created = call(guest, "post", "/conversations", {"kind": "project", "name": "ゲストの部屋"})
+    assert created.status_code == 403
+    assert not Conversation.objects.filter(name="ゲストの部屋").exists()
+
+
+def test_the_api_refuses_a_transferred_person_from_the_transfer_date(
+    channels: dict[str, Conversation], bob: User
+) -> None:
+    bunsho = channels["bunsho"]
+    do_schedule_transfers(
+        [TransferRecord(bob.staff.employee_number, "210", "", (), False)],
+        name="10月1日付人事異動",
+        effective_on=clock.today() + dt.timedelta(days=1),
+        acting_user=Actor.system("test"),
+    )
+    assert send(bob, bunsho, "before").status_code == 201
+
+    clock.advance(dt.timedelta(days=1))
+    do_apply_due_transfers()
+
+    assert call(bob, "get", f"/conversations/{bunsho.pk}/messages").status_code == 403
+    assert send(bob, bunsho, "after").status_code == 403
+    assert bunsho.pk not in listed(bob)
+    assert channels["koseki"].pk in listed(bob)
+
+
+def test_the_api_keeps_private_channels_private_and_public_ones_readable(
+    alice: User, bob: User, charlie: User, guest: User, project: Conversation
+) -> None:
+    secret = do_create_project_channel(
+        name="人事案件", is_private=True, members=[bob], acting_user=alice
+    )
+
+    assert call(charlie, "get", f"/conversations/{secret.pk}").status_code == 403
+    assert call(charlie, "post", f"/conversations/{secret.pk}/join").status_code == 403
+    assert secret.pk not in listed(charlie)
+    assert call(charlie, "get", f"/conversations/{project.pk}/messages").status_code == 200
+    assert send(charlie, project, "c1").status_code == 403
+    assert call(charlie, "post", f"/conversations/{project.pk}/join").status_code == 200
+    assert send(charlie, project, "c2").status_code == 201
+    assert call(guest, "get", f"/conversations/{project.pk}").status_code == 403
+
+
+def test_the_api_lets_only_managers_change_a_conversation(
+    channels: dict[str, Conversation],
+    alice: User,
+    bob: User,
+    dora: User,
+    erin: User,
+    ida: User,
+    guest: User,
+    project: Conversation,
+) -> None:
+    bunsho = channels["bunsho"]
+    path = f"/conversations/{project.pk}"
+
+    for refused in (bob, erin):
+        assert call(refused, "patch", path, {"description": "x"}).status_code == 403
+        assert denials(refused)[-1].details["what"] == "chat.manage"
+    assert call(alice, "patch", path, {"description": "所有者"}).status_code == 200
+    assert call(ida, "patch", path, {"description": "情報政策"}).status_code == 200
+    assert (
+        call(alice, "patch", f"/conversations/{bunsho.pk}", {"description": "x"}).status_code == 403
+    )
+    assert (
+        call(dora, "patch", f"/conversations/{bunsho.pk}", {"description": "係"}).status_code == 200
+    )
+    added = call(bob, "post", f"{path}/members", {"users": [guest.username]})
+    assert added.status_code == 403
+    assert denials(bob)[-1].details["what"] == "chat.manage"
+    assert guest.pk not in set(project.memberships.values_list("user_id", flat=True))
+    assert call(bob, "post", f"{path}/archive").status_code == 403
+    assert call(alice, "post", f"{path}/archive").status_code == 200

@@ -4,6 +4,7 @@ webhook is called on a mention, signed, and its answer posted in the thread."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import io
@@ -25,6 +26,7 @@ from yakuba.chat.actions import ChatError
 from yakuba.chat.models import Conversation, Membership, Message, OutgoingWebhook
 from yakuba.chat.webhooks import (
     NewBot,
+    check_bot_rate,
     do_add_bot_to_conversations,
     do_create_bot,
     on_message_sent,
@@ -407,3 +409,20 @@ def test_it_lets_only_an_it_admin_register_an_outgoing_url(
     operator = Actor.system("test")
     made = do_create_bot(username="ok-bot", display_name="", conversations=[], acting_user=operator)
     assert made.user.display_name == "ok-bot"
+
+
+def test_it_offers_a_per_bot_limit_for_the_send_route(
+    helper: NewBot, alice: User, settings: SettingsWrapper
+) -> None:
+    settings.CHAT_WEBHOOK_RATE_PER_MINUTE = 2
+    with clock.frozen_at(dt.datetime(2026, 4, 1, 0, 0, 30, tzinfo=dt.UTC)):
+        check_bot_rate(helper.user)
+        check_bot_rate(helper.user)
+        with pytest.raises(ChatError) as limited:
+            check_bot_rate(helper.user)
+        assert (limited.value.status, limited.value.details) == (429, {"retry_after": 30})
+        # People are limited by the API's throttle only.
+        for _ in range(3):
+            check_bot_rate(alice)
+        clock.advance(dt.timedelta(seconds=30))
+        check_bot_rate(helper.user)

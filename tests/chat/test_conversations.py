@@ -392,6 +392,8 @@ def test_it_refuses_changes_from_a_member_who_does_not_manage(
         do_change_conversation(project, name="乗っ取り", acting_user=bob)
 
     assert caught.value.status == 403
+    (denial,) = audited("auth.denied")
+    assert (denial.actor_id, denial.details["what"]) == (bob.pk, "chat.manage")
     project.refresh_from_db()
     assert project.name == "新庁舎移転プロジェクト"
 

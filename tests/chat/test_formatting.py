@@ -52,6 +52,9 @@ def test_it_wraps_mentions_without_the_honorific() -> None:
         '<span class="mention">@alice</span>さん、<span class="mention">@文書係</span>の皆さん'
     )
     assert render_html("連絡先 a@example.jp") == "連絡先 a@example.jp"
+    assert render_html("@全員本日は定時退庁日") == (
+        '<span class="mention">@全員</span>本日は定時退庁日'
+    )
 
 
 @pytest.mark.parametrize(

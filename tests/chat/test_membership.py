@@ -90,7 +90,7 @@ def test_it_makes_one_channel_per_active_department_named_by_its_full_name(
 
 
 def test_it_renames_and_archives_channels_as_departments_change(
-    channels: dict[str, Conversation], ward: dict[str, Department], alice: User, sent: Sent
+    channels: dict[str, Conversation], ward: dict[str, Department], charlie: User, sent: Sent
 ) -> None:
     do_change_department(ward["bunsho"], name="文書法制係", acting_user=SYSTEM)
     do_change_department(ward["koseki"], is_active=False, acting_user=SYSTEM)
@@ -102,6 +102,8 @@ def test_it_renames_and_archives_channels_as_departments_change(
     koseki.refresh_from_db()
     assert bunsho.name == "総務部 総務課 文書法制係"
     assert koseki.archived_at is not None
+    # Archived, not emptied: Charlie still reads 戸籍住民課's history, and cannot post.
+    assert codes(charlie) == {"200", "210"}
     changes = [p["change"] for p, _ in sent if p.get("conversation") == bunsho.pk]
     assert changes == ["changed"]
 
@@ -334,3 +336,22 @@ def test_it_syncs_the_same_people_from_six_threads_at_once(
     }
     for i, person in enumerate(people):
         assert codes(person) == expected[["bunsho", "koseki", "somu_ka"][i % 3]]
+
+
+def test_it_moves_eleven_hundred_people_in_one_import(
+    channels: dict[str, Conversation], ward: dict[str, Department]
+) -> None:
+    def import_all(code: str) -> None:
+        rows = [STAFF_HEADER] + [
+            f"6{i:04d},山本,{i},やまもと,かず,{code},,,,,在職" for i in range(1100)
+        ]
+        check_import_staff("\n".join(rows).encode(), acting_user=SYSTEM)
+
+    import_all("111")
+    assert channels["bunsho"].memberships.count() == 1100 + 2
+
+    import_all("210")
+
+    assert channels["bunsho"].memberships.count() == 2
+    assert channels["somu_bu"].memberships.count() == 2
+    assert channels["koseki"].memberships.count() == 1100 + 1

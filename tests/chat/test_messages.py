@@ -11,9 +11,10 @@ from django.db import connection
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from yakuba.audit.models import AuditEntry
-from yakuba.chat import access, queries
+from yakuba.chat import access, membership, queries
 from yakuba.chat.actions import ChatError
 from yakuba.chat.actions import messages as message_actions
+from yakuba.chat.actions.conversations import do_add_members
 from yakuba.chat.actions.messages import (
     check_forward_message,
     check_send_message,
@@ -34,8 +35,9 @@ from yakuba.chat.models import (
     Reaction,
     ReadMark,
 )
-from yakuba.directory.models import User
+from yakuba.directory.models import Department, User
 
+from ..conftest import make_department, make_staff
 from .conftest import Sent
 
 _keys = iter(range(1, 10**6))
@@ -240,8 +242,10 @@ def test_it_parses_mentions_of_people_departments_and_everyone(
     assert not named.mentions_channel
     spaced = send(alice, bunsho, "＠bob さん 全角の＠も")
     assert spaced.mentions == [bob.pk]
-    not_prefix = send(alice, bunsho, "@bobby は誰？")
+    not_prefix = send(alice, bunsho, "@bobby は誰？ @bob.smith も")
     assert not_prefix.mentions == []
+    sentence_end = send(alice, bunsho, "Thanks, @bob.")
+    assert sentence_end.mentions == [bob.pk]
     department = send(alice, channels["somu_ka"], "@文書係の皆さん 回覧です")
     assert department.mentions == sorted([bob.pk, dora.pk])
     by_code = send(alice, channels["somu_ka"], "@111 宛て")
@@ -465,3 +469,52 @@ def test_it_marks_what_the_sender_skipped_over_as_read(
     ]
     reads = chat_events(sent, "read")
     assert [(payload["user"], payload["seq"]) for payload, _ids in reads] == [(alice.pk, mine.seq)]
+
+
+def test_it_keeps_every_replaced_text_when_edits_cross(
+    bunsho_channel: Conversation, alice: User
+) -> None:
+    """Two tabs change the same message: each revision holds the text really replaced,
+    and a change to what is gone meanwhile changes nothing (and takes no seq)."""
+    message = send(alice, bunsho_channel, "版1")
+    tab_a, tab_b, tab_c = (Message.objects.get(pk=message.pk) for _ in range(3))
+    assert do_edit_message(tab_a, text="版2", acting_user=alice)
+    assert do_edit_message(tab_b, text="版3", acting_user=alice)
+    revisions = list(MessageRevision.objects.order_by("pk").values_list("text", flat=True))
+    assert revisions == ["版1", "版2"]
+    assert do_delete_message(tab_a, acting_user=alice)
+    assert MessageRevision.objects.get(change="delete").text == "版3"
+    assert not do_delete_message(tab_b, acting_user=alice)
+    assert not do_pin(tab_c, acting_user=alice)
+    assert not do_edit_message(tab_c, text="版4", acting_user=alice)
+    assert Conversation.objects.get(pk=bunsho_channel.pk).last_seq == 4
+    assert AuditEntry.objects.filter(action="chat.message_deleted").count() == 1
+
+
+def test_it_mentions_the_people_of_a_department_without_a_channel(
+    channels: dict[str, Conversation], ward: dict[str, Department], alice: User, bob: User
+) -> None:
+    shomu = make_department("112", "庶務係", "kakari", ward["somu_ka"])
+    fumi = make_staff("fumi", "福田", "文", shomu, number="10020")
+    membership.sync_users([fumi.pk], ensure=False)
+    assert not Conversation.objects.filter(department=shomu).exists()
+    message = send(alice, channels["somu_ka"], "@庶務係 と @文書係 と自分 @alice へ")
+    assert message.mentions == sorted([bob.pk, fumi.pk])
+
+
+def test_it_mentions_guests_and_bots_by_name_in_their_channels(
+    project: Conversation, alice: User, guest: User
+) -> None:
+    do_add_members(project, [guest], acting_user=alice)
+    message = send(alice, project, "@gina様 ご確認ください。連絡先 info@gina.example.jp")
+    assert message.mentions == [guest.pk]
+
+
+def test_it_refuses_a_client_key_used_in_another_conversation(
+    bunsho_channel: Conversation, project: Conversation, alice: User
+) -> None:
+    send(alice, bunsho_channel, "文書係へ", client_key="uuid-1")
+    with pytest.raises(ChatError) as refused:
+        send(alice, project, "プロジェクトへ", client_key="uuid-1")
+    assert (refused.value.code, refused.value.status) == ("client_key_reused", 409)
+    assert not Message.objects.filter(conversation=project).exists()

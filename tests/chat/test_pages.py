@@ -24,7 +24,9 @@ from yakuba.directory.models import User
 pytestmark = pytest.mark.django_db
 
 # The site's URLs with the chat pages, until yakuba/urls.py includes them itself.
-urlpatterns: list[URLPattern | URLResolver] = list(site_urls.urlpatterns)
+urlpatterns: list[URLPattern | URLResolver] = [
+    p for p in site_urls.urlpatterns if isinstance(p, URLPattern | URLResolver)
+]
 if not any(getattr(p, "namespace", None) == "chat" for p in urlpatterns):
     urlpatterns.append(path("chat/", include("yakuba.chat.urls")))
 
@@ -169,7 +171,8 @@ def test_it_filters_search_results_by_conversation_and_person(
     by_alice = send(alice, project, "書庫の整理は来週です")
     client = client_for(alice)
 
-    html = client.get("/chat/search/", {"q": "書庫", "conversation": project.pk}).content.decode()
+    in_project = {"q": "書庫", "conversation": str(project.pk)}
+    html = client.get("/chat/search/", in_project).content.decode()
     assert f'data-result="{by_alice.pk}"' in html
     assert f'data-result="{by_bob.pk}"' not in html
 
@@ -182,7 +185,8 @@ def test_it_says_what_is_wrong_with_a_search(alice: User, bunsho_channel: Conver
     client = client_for(alice)
 
     response = client.get(
-        "/chat/search/", {"q": "予約", "date_from": "2026-05-02", "date_to": "2026-05-01"}
+        "/chat/search/",
+        {"q": "予約", "date_from": "2026-05-02", "date_to": "2026-05-01"},
     )
     assert response.status_code == 200
     assert "期間の「から」は「まで」より前の日にしてください。" in response.content.decode()

@@ -15,13 +15,13 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from tests.realtime.conftest import (  # noqa: F401  (fixtures)
+from tests.realtime import conftest as realtime_fixtures
+from tests.realtime.conftest import (
     Socket,
     ThreadServer,
-    _close_sockets,
-    memory_bus,
     open_socket,
-    server,
+    process_env,
+    server_processes,
     session_cookie,
 )
 from yakuba.chat import live, presence
@@ -32,6 +32,13 @@ from yakuba.realtime import bus
 from yakuba.tasks.registry import PERIODIC
 
 Status = Presence.Status
+
+
+# The real-time tests' servers and sockets (fixtures).
+_close_sockets = realtime_fixtures._close_sockets
+memory_bus = realtime_fixtures.memory_bus
+redis_prefix = realtime_fixtures.redis_prefix
+server = realtime_fixtures.server
 
 
 @pytest.fixture(autouse=True)
@@ -69,10 +76,14 @@ def cookie_of(user: User) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-def connect(server: ThreadServer, user: User) -> Socket:
-    ws = open_socket(server.url, cookie=cookie_of(user))
+def connect_to(url: str, user: User) -> Socket:
+    ws = open_socket(url, cookie=cookie_of(user))
     ws.hello()
     return ws
+
+
+def connect(server: ThreadServer, user: User) -> Socket:
+    return connect_to(server.url, user)
 
 
 def watch(ws: Socket, *users: User) -> list[dict[str, Any]]:
@@ -87,7 +98,8 @@ def presence_frames(ws: Socket) -> list[dict[str, Any]]:
     ws.send({"op": "ping"})
     found = []
     while (frame := ws.next()) != {"op": "pong"}:
-        assert frame["op"] == "live" and frame["event"]["op"] == "presence", frame
+        assert frame["op"] == "live", frame
+        assert frame["event"]["op"] == "presence", frame
         found.append(frame["event"])
     return found
 
@@ -223,7 +235,8 @@ def test_it_throttles_idle_changes_and_applies_the_last_one_later(
     alice_ws.send({"op": "chat.activity", "idle": True})
     alice_ws.send({"op": "chat.activity", "idle": False})
     alice_ws.assert_nothing_pending()  # the ops were handled (they answer nothing)
-    assert row(alice).idle and row(alice).changed_at == changed_at  # no write in 5 s
+    assert row(alice).idle  # no write within 5 s
+    assert row(alice).changed_at == changed_at
     clock.advance(presence.IDLE_THROTTLE)
     presence.tick()
     assert not row(alice).idle  # the last wish, once the window passed
@@ -251,7 +264,8 @@ def test_it_drops_an_expired_status_message(server: ThreadServer, alice: User, b
     assert presence.read_presence(bob.pk, [alice.pk])[0]["message"] == ""
     # ...and the sweep clears it and tells the watchers.
     PERIODIC["chat.presence_sweep"].function()
-    assert row(alice).message == "" and row(alice).message_expires_at is None
+    assert row(alice).message == ""
+    assert row(alice).message_expires_at is None
     [event] = presence_frames(bob_ws)
     assert event["changes"] == [
         {"user": alice.pk, "status": Status.AVAILABLE, "message": "", "message_expires_at": None}
@@ -349,7 +363,8 @@ def test_it_does_work_proportional_to_the_users_not_their_square(
             for n, sock in enumerate(sockets):
                 wanted = [ids[(n + k) % count] for k in range(1, watched + 1)]
                 reply = presence.on_watch(sock.user_id, {"users": wanted})
-                assert reply is not None and len(reply["presence"]) == watched
+                assert reply is not None
+                assert len(reply["presence"]) == watched
             with CaptureQueriesContext(connection) as queries:
                 assert presence.flush() == count
             assert len(queries) == 1  # their current rows, whatever their number
@@ -366,8 +381,25 @@ def test_it_does_work_proportional_to_the_users_not_their_square(
         assert sum(len(s.frames) for s in sockets) == watched
     finally:
         for sock in sockets:
-            bus.local_sockets.remove(sock)  # type: ignore[arg-type]  # a Subscriber by shape
+            bus.local_sockets.remove(sock)
     assert presence.cpu_seconds() > cpu_before
+
+
+def test_it_sends_presence_between_worker_processes_sharing_redis(
+    transactional_db: None, alice: User, bob: User, redis_url: str, redis_prefix: str
+) -> None:
+    """Alice's socket is on worker 1, Bob's on worker 2: worker 2's batch reaches her
+    through Redis, filtered by worker 1's interest table."""
+    env = process_env(redis_url, redis_prefix)
+    env["YAKUBA_CHAT_PRESENCE_BATCH_SECONDS"] = "1"
+    with server_processes(2, env) as (first, second):
+        alice_ws = connect_to(first.url, alice)
+        assert watch(alice_ws, bob) == [presence.offline_dict(bob.pk)]
+        connect_to(second.url, bob)
+        frame = alice_ws.next(15)
+        assert frame["op"] == "live", frame
+        assert statuses([frame["event"]]) == [{bob.pk: Status.AVAILABLE}]
+        alice_ws.assert_nothing_pending()
 
 
 # --- the API -----------------------------------------------------------------------------
@@ -411,10 +443,14 @@ def test_it_sets_and_reads_presence_over_the_api(db: None, alice: User, bob: Use
     [
         ({"status": "busy"}, "status"),
         ({"status": "available", "message": "あ" * 101}, "message"),
-        ({"status": "available", "message": "外出", "expires_at": "2000-01-01T00:00:00+09:00"},
-         "expires_at"),
-        ({"status": "available", "message": "外出", "expires_at": "2999-01-01T00:00:00"},
-         "expires_at"),
+        (
+            {"status": "available", "message": "外出", "expires_at": "2000-01-01T00:00:00+09:00"},
+            "expires_at",
+        ),
+        (
+            {"status": "available", "message": "外出", "expires_at": "2999-01-01T00:00:00"},
+            "expires_at",
+        ),
         ({"status": "available", "expires_at": "2999-01-01T00:00:00+09:00"}, "expires_at"),
     ],
 )
@@ -426,7 +462,8 @@ def test_it_answers_a_bad_presence_with_a_clear_400(
     error = answer.json()["error"]
     assert error["code"] == "invalid"
     assert list(error["fields"]) == [field]
-    assert error["message"] and error["message"] != error["message_en"]
+    assert error["message"]
+    assert error["message"] != error["message_en"]
     assert not Presence.objects.filter(user=alice).exists()
 
 

@@ -192,6 +192,7 @@ def test_it_lists_conversations_in_a_fixed_number_of_queries(
         alices = queries.conversation_list(alice)
     names = {row["id"]: row["name"] for row in alices}
     assert names[direct.pk] == "千葉 茶太郎"
+    assert {row["id"]: row["other_user"] for row in alices}[direct.pk] == charlie.pk
     counts = {row["id"]: row["members"] for row in alices}
     assert counts[direct.pk] == 2
     assert counts[project.pk] == 2

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.db import connections as db_connections
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from yakuba.audit.models import AuditAction, AuditEntry
@@ -186,8 +189,8 @@ def test_it_stops_purging_at_the_next_batch_once_a_hold_is_set(
     def hold_after_first_batch(ids: list[int]) -> list[tuple[str, str]]:
         batches.append(ids)
         if len(batches) == 1:
-            transaction_hold = bunsho_channel
-            check_set_legal_hold(transaction_hold, on=True, reason="調査", acting_user=erin)
+            # Set while the first batch is being deleted (its transaction has the lock).
+            check_set_legal_hold(bunsho_channel, on=True, reason="調査", acting_user=erin)
         return original(ids)
 
     monkeypatch.setattr(retention, "_files_of", hold_after_first_batch)
@@ -197,6 +200,10 @@ def test_it_stops_purging_at_the_next_batch_once_a_hold_is_set(
     assert list(Message.objects.order_by("pk").values_list("pk", flat=True)) == [
         m.pk for m in sent[2:]
     ]
+    # What went before the hold is on record.
+    (entry,) = purge_entries()
+    assert entry.details["counts"]["chat.message"] == 2
+    assert entry.details["stopped"] == "legal_hold"
 
 
 def test_it_purges_in_batches_and_audits_once_per_conversation(
@@ -397,3 +404,56 @@ def test_it_records_the_system_as_the_purger(
 
     (entry,) = purge_entries()
     assert entry.actor_label == Actor.system("保存期間").label
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_purges_nothing_more_once_a_concurrent_hold_commits(
+    alice: User,
+    erin: User,
+    ida: User,
+    bunsho_channel: Conversation,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks between connections: PostgreSQL")
+    # Live events would be published for real at commit here; not what this test is about.
+    monkeypatch.setattr("yakuba.chat.events.send_live_on_commit", lambda *args: None)
+    check_set_retention(bunsho_channel, days=1, acting_user=ida)
+    for n in range(12):
+        send(alice, bunsho_channel, f"連絡 {n}")
+    clock.advance(2 * DAY)
+    monkeypatch.setattr(retention, "PURGE_BATCH", 2)
+    first_batch = threading.Event()
+    hold_committed = threading.Event()
+    late_batches: list[list[int]] = []
+    original = retention._files_of
+
+    def slow_batch(ids: list[int]) -> list[tuple[str, str]]:
+        # Runs inside a batch's transaction, after it locked the conversation and read
+        # the hold: none may run once the hold has committed.
+        if hold_committed.is_set():
+            late_batches.append(ids)
+        first_batch.set()
+        time.sleep(0.2)
+        return original(ids)
+
+    def hold() -> None:
+        try:
+            first_batch.wait(10)
+            check_set_legal_hold(bunsho_channel, on=True, reason="調査", acting_user=erin)
+            hold_committed.set()
+        finally:
+            db_connections.close_all()
+
+    monkeypatch.setattr(retention, "_files_of", slow_batch)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    run_retention()
+    holder.join(10)
+
+    assert hold_committed.is_set()
+    assert late_batches == []
+    remaining = Message.objects.filter(conversation=bunsho_channel).count()
+    assert 0 < remaining < 12
+    (entry,) = purge_entries()
+    assert entry.details["counts"]["chat.message"] == 12 - remaining

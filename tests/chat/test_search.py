@@ -21,7 +21,12 @@ from yakuba.audit.models import AuditAction, AuditEntry
 from yakuba.chat import access, search
 from yakuba.chat.actions import ChatError
 from yakuba.chat.actions.conversations import do_create_project_channel
-from yakuba.chat.actions.messages import check_send_message, do_delete_message, do_edit_message
+from yakuba.chat.actions.messages import (
+    check_send_message,
+    do_delete_message,
+    do_edit_message,
+    do_toggle_reaction,
+)
 from yakuba.chat.attachments import check_upload_attachment
 from yakuba.chat.models import Attachment, Conversation, Message
 from yakuba.chat.search import search_messages
@@ -103,6 +108,19 @@ def test_it_finds_a_japanese_phrase_by_any_part_of_it(
     assert found(bob, "予算") == [other.pk]
     assert found(bob, "会議室の予算") == []
     assert found(bob, "予") == [other.pk, message.pk]
+
+
+def test_it_finds_the_same_by_scanning_where_sqlite_has_no_trigram_index(
+    alice: User, bob: User, bunsho_channel: Conversation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An SQLite built without FTS5 or older than 3.34: the migration made no table.
+    monkeypatch.setattr(search, "fts_available", lambda: False)
+    message = send(alice, bunsho_channel, RESERVATION)
+    send(alice, bunsho_channel, "来年度の予算要求について")
+
+    for query in ("予約", "会議", "会議室", "会議室の予約", "約", "会議室 お願い"):
+        assert found(bob, query) == [message.pk], query
+    assert found(bob, "会議室の予算") == []
 
 
 def test_it_needs_every_word_of_the_query(
@@ -496,3 +514,28 @@ def test_it_migrates_the_index_both_ways(
     # Messages written before the migration are in the index.
     assert found(alice, "会議室の予約") == [message.pk]
     assert found(alice, "予約") == [message.pk]
+
+
+def test_it_searches_in_a_fixed_number_of_queries(
+    alice: User,
+    bob: User,
+    bunsho_channel: Conversation,
+    django_assert_num_queries: Any,
+) -> None:
+    for n in range(5):
+        message = send(
+            alice,
+            bunsho_channel,
+            f"会議室の予約 その{n}",
+            attachment_ids=[upload(alice, bunsho_channel, f"予約表{n}.pdf")],
+        )
+        do_toggle_reaction(message, emoji="👍", add=True, acting_user=bob)
+    fts = 1 if connection.vendor == "sqlite" else 0
+
+    # [SQLite: is there an FTS5 table], the messages (with conversation and sender),
+    # their reactions, their attachments.  The conversation has a name: no more.
+    with django_assert_num_queries(fts + 3):
+        assert len(search_messages(bob, query="会議室の予約").results) == 5
+    # A short word: also the scan's boundary.
+    with django_assert_num_queries(fts + 4):
+        assert len(search_messages(bob, query="予約").results) == 5

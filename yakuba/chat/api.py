@@ -120,6 +120,7 @@ class ConversationOut(Schema):
     archived: bool
     read_receipts: bool
     members: int
+    other_user: int | None = Field(None, description="direct messages: the other person's id")
 
 
 class MyMembership(Schema):

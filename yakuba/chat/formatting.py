@@ -35,6 +35,8 @@ INLINE = re.compile(
     r"|(?P<mention>(?<![A-Za-z0-9_.])[@＠](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_]|[^\s@＠!-/:-@\[-`{-~、。，．・「」（）]+))"
 )
 URL_TRAILING = ".,;:!?)]}'\"<>`*"
+# The Japanese word for everyone, often followed by the text without a space.
+EVERYONE = "全員"
 # Honorifics and particles that follow a name without a space; not part of the mention.
 MENTION_SUFFIX = re.compile(
     r"(?:さん|様|さま|殿|くん|ちゃん|各位|の皆さん|の皆様|へ|に|は|が|も|と)+$"
@@ -98,6 +100,9 @@ def inline_html(text: str, *, bold: bool = True) -> str:
             out.append(f'<span class="url">{escape(kept)}</span>')
         else:
             mention = match.group("mention")
+            if mention[1:].startswith(EVERYONE) and len(mention) > 1 + len(EVERYONE):
+                position -= len(mention) - 1 - len(EVERYONE)
+                mention = mention[: 1 + len(EVERYONE)]
             suffix = MENTION_SUFFIX.search(mention[1:])
             if suffix and suffix.start() > 0:
                 position -= len(suffix.group(0))

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 SYSTEM_LABEL = "所属チャンネルの同期"
 # Users reconciled per round of queries in ``sync_all``.
 SYNC_BATCH = 1000
+# Stale memberships deleted per statement (by primary key).
+DELETE_BATCH = 500
 
 
 @dataclass
@@ -113,11 +115,6 @@ class _Tree:
                     found.add(child)
                     stack.append(child)
         return found
-
-
-def channel_name(department: Department) -> str:
-    """総務部 総務課 文書係, cut to the field's 80 characters."""
-    return department.full_name()[:80]
 
 
 # --- Channels ------------------------------------------------------------------------------
@@ -240,8 +237,10 @@ def _wanted_channels(
     wanted: dict[int, set[int]] = {user_id: set() for user_id in user_ids}
     for user_id, departments in posts.items():
         for department_id in departments:
+            # A department made inactive keeps its (archived) channel and the people
+            # still posted there, read-only; those moved out leave it as anywhere.
             for above in tree.ancestors(department_id):
-                if above in channels and tree.active.get(above, False):
+                if above in channels:
                     wanted[user_id].add(channels[above])
     return wanted
 
@@ -266,13 +265,15 @@ def sync_users(user_ids: Iterable[int], *, ensure: bool = True) -> SyncOutcome:
         )
         wanted = _wanted_channels(ids, tree, channels)
         held: dict[int, set[int]] = defaultdict(set)
-        for user_id, conversation_id in Membership.objects.filter(
+        rows: dict[tuple[int, int], int] = {}
+        for pk, user_id, conversation_id in Membership.objects.filter(
             user_id__in=ids, conversation__kind=Conversation.Kind.DEPARTMENT
-        ).values_list("user_id", "conversation_id"):
+        ).values_list("pk", "user_id", "conversation_id"):
             held[user_id].add(conversation_id)
+            rows[user_id, conversation_id] = pk
         now = clock.now()
         adds: list[Membership] = []
-        stale = Q(pk__in=[])
+        stale: list[int] = []
         for user_id in ids:
             for conversation_id in sorted(wanted[user_id] - held[user_id]):
                 adds.append(
@@ -280,15 +281,14 @@ def sync_users(user_ids: Iterable[int], *, ensure: bool = True) -> SyncOutcome:
                 )
                 outcome.added.setdefault(conversation_id, []).append(user_id)
             gone = held[user_id] - wanted[user_id]
-            if gone:
-                stale |= Q(user_id=user_id, conversation_id__in=sorted(gone))
-                for conversation_id in gone:
-                    outcome.removed.setdefault(conversation_id, []).append(user_id)
+            for conversation_id in sorted(gone):
+                stale.append(rows[user_id, conversation_id])
+                outcome.removed.setdefault(conversation_id, []).append(user_id)
         if adds:
             # A concurrent sync may have added the same row: the constraint keeps one.
             Membership.objects.bulk_create(adds, batch_size=500, ignore_conflicts=True)
-        if outcome.removed:
-            Membership.objects.filter(stale).delete()
+        for start in range(0, len(stale), DELETE_BATCH):
+            Membership.objects.filter(pk__in=stale[start : start + DELETE_BATCH]).delete()
         _send_events(outcome)
     return outcome
 

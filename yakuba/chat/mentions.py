@@ -28,6 +28,7 @@ CHANNEL_WORDS = frozenset({"channel", "all", "全員", "here"})
 # The longest name looked for after an ``@`` (usernames are at most 150 characters).
 MAX_NAME = 150
 ASCII_NAME_CHAR = re.compile(r"[A-Za-z0-9_.\-]")
+ASCII_NAME_RUN = re.compile(r"[A-Za-z0-9_.\-]*")
 STOP = re.compile(r"[\s@＠]")
 
 
@@ -64,14 +65,17 @@ def longest_known(word: str, known: set[str]) -> str | None:
         prefix = folded[:length]
         if prefix not in known:
             continue
-        if (
-            length < len(folded)
-            and ASCII_NAME_CHAR.match(prefix[-1])
-            and ASCII_NAME_CHAR.match(folded[length])
-        ):
+        if ASCII_NAME_CHAR.match(prefix[-1]) and _runs_on(folded[length:]):
             continue
         return prefix
     return None
+
+
+def _runs_on(rest: str) -> bool:
+    """Whether ``rest`` continues an ASCII name (``@alicex``); a full stop or dash that
+    ends the sentence (``@alice.``) does not."""
+    run = ASCII_NAME_RUN.match(rest)
+    return bool(run and run.group(0).rstrip(".-"))
 
 
 def parse_mentions(text: str, conversation: Conversation, *, sender_id: int | None) -> Mentions:

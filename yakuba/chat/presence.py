@@ -32,7 +32,7 @@ process marks a person offline while another still holds a socket of theirs (two
 two workers), the other one sees it in the batch and marks them online again.
 
 ``cpu_seconds()`` is the CPU time this process spent in presence code (hooks, ops,
-batches, the sweep), for the benchmark's ``presence_cpu_pct``.  See docs/chat.md.
+batches, the sweep), for the benchmark's ``presence_cpu_pct``.  See docs/realtime.md.
 """
 
 from __future__ import annotations

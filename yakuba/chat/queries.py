@@ -62,8 +62,9 @@ def conversation_list(user: User) -> list[dict[str, Any]]:
     2. unread counts and first unread seq per conversation (one grouped query);
     3. the unread messages that mention anyone (mentions of ``user`` counted here: a
        JSON ``contains`` is not available on SQLite);
-    4. the other members' names in direct and unnamed group conversations (only when
-       there are such).
+    4. the other members' names in direct and unnamed group conversations, and the
+       other person's id of a direct message (for the presence dot); only when there
+       are such conversations.
     """
     memberships = list(
         Membership.objects.filter(user=user)
@@ -72,7 +73,6 @@ def conversation_list(user: User) -> list[dict[str, Any]]:
     )
     if not memberships:
         return []
-    ids = [m.conversation_id for m in memberships]
     unread_rows = (
         Message.objects.filter(
             conversation__memberships__user=user,
@@ -107,14 +107,16 @@ def conversation_list(user: User) -> list[dict[str, Any]]:
         or (m.conversation.kind == Conversation.Kind.GROUP and not m.conversation.name)
     ]
     others: dict[int, list[str]] = {}
+    other_user: dict[int, int] = {}
     if unnamed:
-        for conversation_id, name, username in (
+        for conversation_id, user_id, name, username in (
             Membership.objects.filter(conversation_id__in=unnamed)
             .exclude(user=user)
             .order_by("conversation_id", "user__display_name", "user_id")
-            .values_list("conversation_id", "user__display_name", "user__username")
+            .values_list("conversation_id", "user_id", "user__display_name", "user__username")
         ):
             others.setdefault(conversation_id, []).append(name or username)
+            other_user.setdefault(conversation_id, user_id)
     result = []
     for membership in memberships:
         conversation = membership.conversation
@@ -141,9 +143,11 @@ def conversation_list(user: User) -> list[dict[str, Any]]:
                 "archived": conversation.archived_at is not None,
                 "read_receipts": conversation.read_receipts,
                 "members": getattr(membership, "members", 0),
+                "other_user": other_user.get(conversation.pk)
+                if conversation.kind == Conversation.Kind.DIRECT
+                else None,
             }
         )
-    del ids
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
     result.sort(key=lambda row: (row["last_message_at"] or epoch, row["id"]), reverse=True)
     return result

@@ -226,40 +226,52 @@ def purge_conversation(conversation_id: int, *, now: dt.datetime) -> PurgeCounts
     Each batch is one transaction that locks the conversation row (as sends and
     ``do_set_legal_hold`` do) and re-reads its retention and hold, so a hold set
     meanwhile stops the purge at the next batch.  The run's one audit entry goes into
-    the transaction of the last batch (the one that finds less than a full batch).
-    Files are removed after that batch commits, so a rollback never loses a file whose
+    the transaction of the last batch (the one that finds less than a full batch, or
+    finds the conversation held, kept for ever or gone); a process that dies between
+    batches leaves the batches it committed without an entry (the trade for short
+    locks: one transaction for a large purge would hold up the conversation's sends).
+    Files are removed after each batch commits, so a rollback never loses a file whose
     row survived; a crash between commit and removal leaves an orphan file, never a
     row without its file."""
     totals = PurgeCounts()
+    days: int | None = None
+    cutoff: dt.datetime | None = None
     while True:
         with transaction.atomic():
             conversation = (
                 Conversation.objects.select_for_update().filter(pk=conversation_id).first()
             )
-            if conversation is None or conversation.legal_hold:
-                break
-            days = effective_retention_days(conversation)
-            if days is None:
-                break
-            cutoff = now - dt.timedelta(days=days)
-            ids = list(_expired(conversation_id, cutoff)[:PURGE_BATCH])
+            stopped = ""
+            ids: list[int] = []
+            if conversation is None:
+                stopped = "conversation_deleted"
+            elif conversation.legal_hold:
+                stopped = "legal_hold"
+            elif (days := effective_retention_days(conversation)) is None:
+                stopped = "kept_forever"
+            else:
+                cutoff = now - dt.timedelta(days=days)
+                ids = list(_expired(conversation_id, cutoff)[:PURGE_BATCH])
             if ids:
                 paths = _files_of(ids)
                 _deleted, by_model = Message.objects.filter(pk__in=ids).delete()
                 totals.rows.update({label.lower(): n for label, n in by_model.items() if n})
                 totals.files += sum(1 for pair in paths for path in pair if path)
                 transaction.on_commit(partial(remove_files, paths))
-            last = len(ids) < PURGE_BATCH
+            last = bool(stopped) or len(ids) < PURGE_BATCH
             if last and totals.messages:
+                # Also when a hold or a change stopped the run halfway: what went before
+                # is on record.
                 record(
                     AuditAction.CHAT_MESSAGES_PURGED,
                     actor=Actor.system("保存期間"),
-                    target=conversation,
+                    target=conversation or ("chat.conversation", str(conversation_id), ""),
                     details={
                         "retention_days": days,
-                        "cutoff": cutoff.isoformat(),
+                        "cutoff": cutoff.isoformat() if cutoff else None,
                         "counts": dict(sorted(totals.rows.items())),
                         "files": totals.files,
+                        "stopped": stopped or None,
                     },
                 )
         if last:

@@ -333,7 +333,7 @@ def check_post_incoming(
         )
     client_key = f"hook{webhook.pk}:{key}" if key else None
     with transaction.atomic():
-        locked = IncomingWebhook.objects.filter(pk=webhook.pk).first()
+        locked = IncomingWebhook.objects.select_for_update().filter(pk=webhook.pk).first()
         if locked is None or locked.revoked_at is not None:
             raise Http404("no such webhook")
         conversation = Conversation.objects.get(pk=webhook.conversation_id)

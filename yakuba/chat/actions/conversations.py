@@ -31,9 +31,10 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from yakuba.audit.models import AuditAction
-from yakuba.audit.record import Actor, record
+from yakuba.audit.record import Actor, record, record_denial
 from yakuba.chat import access, events
 from yakuba.chat.actions import ChatError
 from yakuba.chat.models import Conversation, Membership
@@ -61,14 +62,29 @@ def _person(acting_user: Acting) -> User | None:
     return acting_user if isinstance(acting_user, User) else None
 
 
-def _forbidden(message: str, english: str) -> ChatError:
+def _forbidden(
+    person: User | None,
+    what: str,
+    target: Conversation | None,
+    message: str,
+    english: str,
+) -> ChatError:
+    """A refusal (403), audited as every refusal is (``record_denial``, in a transaction
+    of its own: the caller raises before writing anything)."""
+    record_denial(actor=person, what=what, target=target)
     return ChatError(message, english, code="forbidden", status=403)
 
 
 def _require_staff(acting_user: Acting, what: str) -> User | None:
     person = _person(acting_user)
     if person is not None and not access.is_staff_member(person):
-        raise _forbidden(f"{what}ことができるのは職員だけです。", f"only staff may {what}")
+        raise _forbidden(
+            person,
+            "chat.create",
+            None,
+            _("%(what)sことができるのは職員だけです。") % {"what": what},
+            f"only staff may {what}",
+        )
     return person
 
 
@@ -76,7 +92,13 @@ def _require_manager(conversation: Conversation, acting_user: Acting) -> None:
     person = _person(acting_user)
     if person is not None and not access.may_manage(person, conversation):
         raise _forbidden(
-            "この会話を管理する権限がありません。オーナー、所属長または情報システム管理者に依頼してください。",
+            person,
+            "chat.manage",
+            conversation,
+            _(
+                "この会話を管理する権限がありません。"
+                "オーナー、所属長または情報システム管理者に依頼してください。"
+            ),
             "not allowed to manage this conversation",
         )
 
@@ -84,7 +106,7 @@ def _require_manager(conversation: Conversation, acting_user: Acting) -> None:
 def _require_open(conversation: Conversation) -> None:
     if conversation.archived_at is not None:
         raise ChatError(
-            "アーカイブされた会話は変更できません。先にアーカイブを解除してください。",
+            _("アーカイブされた会話は変更できません。先にアーカイブを解除してください。"),
             "the conversation is archived",
             code="archived",
             status=409,
@@ -94,7 +116,10 @@ def _require_open(conversation: Conversation) -> None:
 def _refuse_department(conversation: Conversation, what: str) -> None:
     if conversation.kind == Kind.DEPARTMENT:
         raise ChatError(
-            f"所属チャンネルの参加者は職員名簿（所属・兼務）に従うため、{what}ことはできません。",
+            _(
+                "所属チャンネルの参加者は職員名簿（所属・兼務）に従うため、%(what)sことはできません。"
+            )
+            % {"what": what},
             f"department channel members follow the directory: cannot {what}",
             code="department_channel",
         )
@@ -103,14 +128,18 @@ def _refuse_department(conversation: Conversation, what: str) -> None:
 def _refuse_direct(conversation: Conversation, what: str) -> None:
     if conversation.kind == Kind.DIRECT:
         raise ChatError(
-            f"ダイレクトメッセージでは{what}ことはできません。グループメッセージを作成してください。",
+            _(
+                "ダイレクトメッセージでは%(what)sことはできません。"
+                "グループメッセージを作成してください。"
+            )
+            % {"what": what},
             f"direct messages do not allow this: {what}",
             code="direct_message",
         )
 
 
 def _names(users: Iterable[User]) -> str:
-    return "、".join(user.display_name or user.username for user in users)
+    return _("、").join(user.display_name or user.username for user in users)
 
 
 def _check_people(users: Sequence[User], kinds: set[str], *, where: str) -> None:
@@ -118,7 +147,8 @@ def _check_people(users: Sequence[User], kinds: set[str], *, where: str) -> None
     inactive = [user for user in users if not user.is_active]
     if inactive:
         raise ChatError(
-            f"利用が停止されている人は追加できません（{_names(inactive)}）。",
+            _("利用が停止されている人は追加できません（%(names)s）。")
+            % {"names": _names(inactive)},
             "inactive users cannot be added",
             code="inactive_user",
             field="members",
@@ -127,8 +157,11 @@ def _check_people(users: Sequence[User], kinds: set[str], *, where: str) -> None
     guests = [user for user in users if user.kind == User.Kind.GUEST]
     if guests and User.Kind.GUEST not in kinds:
         raise ChatError(
-            f"ゲスト（{_names(guests)}）は招待されたプロジェクトチャンネルにだけ参加できます。"
-            f"{where}には追加できません。",
+            _(
+                "ゲスト（%(names)s）は招待されたプロジェクトチャンネルにだけ参加できます。"
+                "%(where)sには追加できません。"
+            )
+            % {"names": _names(guests), "where": where},
             f"guests may only be members of project channels, not of a {where}",
             code="guest_not_allowed",
             field="members",
@@ -137,7 +170,8 @@ def _check_people(users: Sequence[User], kinds: set[str], *, where: str) -> None
     other = [user for user in users if user.kind not in kinds and user.kind != User.Kind.GUEST]
     if other:
         raise ChatError(
-            f"{where}に追加できない利用者が含まれています（{_names(other)}）。",
+            _("%(where)sに追加できない利用者が含まれています（%(names)s）。")
+            % {"where": where, "names": _names(other)},
             f"users of this kind cannot be members of a {where}",
             code="kind_not_allowed",
             field="members",
@@ -148,10 +182,10 @@ def _check_people(users: Sequence[User], kinds: set[str], *, where: str) -> None
 def _clean_name(name: str, *, required: bool) -> str:
     name = " ".join(name.split())
     if required and not name:
-        raise ChatError("チャンネル名を入力してください。", "enter a name", field="name")
+        raise ChatError(_("チャンネル名を入力してください。"), "enter a name", field="name")
     if len(name) > NAME_MAX:
         raise ChatError(
-            f"名前は{NAME_MAX}文字以内にしてください。",
+            _("名前は%(max)d文字以内にしてください。") % {"max": NAME_MAX},
             f"the name must be at most {NAME_MAX} characters",
             field="name",
         )
@@ -162,7 +196,7 @@ def _clean_description(description: str) -> str:
     description = description.strip()
     if len(description) > DESCRIPTION_MAX:
         raise ChatError(
-            f"説明は{DESCRIPTION_MAX}文字以内にしてください。",
+            _("説明は%(max)d文字以内にしてください。") % {"max": DESCRIPTION_MAX},
             f"the description must be at most {DESCRIPTION_MAX} characters",
             field="description",
         )
@@ -183,7 +217,11 @@ def _check_unique_name(name: str, *, exclude: int | None = None) -> None:
         taken = taken.exclude(pk=exclude)
     if taken.exists():
         raise ChatError(
-            f"「{name}」という名前のチャンネルは既にあります。別の名前にするか、既存のチャンネルに参加してください。",
+            _(
+                "「%(name)s」という名前のチャンネルは既にあります。"
+                "別の名前にするか、既存のチャンネルに参加してください。"
+            )
+            % {"name": name},
             "a project channel with this name exists",
             code="name_taken",
             status=409,
@@ -249,7 +287,7 @@ def do_create_project_channel(
 ) -> Conversation:
     """A project channel.  The acting person becomes an owner; ``members`` may include
     guests (invited to this channel only)."""
-    person = _require_staff(acting_user, "チャンネルを作成する")
+    person = _require_staff(acting_user, _("チャンネルを作成する"))
     name = _clean_name(name, required=True)
     description = _clean_description(description)
     owner_list = _unique_users([*([person] if person else []), *owners])
@@ -257,11 +295,11 @@ def do_create_project_channel(
     member_list = [user for user in _unique_users(members) if user.pk not in owner_ids]
     if not owner_list:
         raise ChatError(
-            "オーナーを1人以上指定してください。", "a channel needs an owner", field="owners"
+            _("オーナーを1人以上指定してください。"), "a channel needs an owner", field="owners"
         )
-    _check_people(owner_list, {User.Kind.STAFF}, where="チャンネルのオーナー")
+    _check_people(owner_list, {User.Kind.STAFF}, where=_("チャンネルのオーナー"))
     _check_people(
-        member_list, {User.Kind.STAFF, User.Kind.GUEST, User.Kind.BOT}, where="チャンネル"
+        member_list, {User.Kind.STAFF, User.Kind.GUEST, User.Kind.BOT}, where=_("チャンネル")
     )
     everyone = owner_list + member_list
     with transaction.atomic():
@@ -307,16 +345,21 @@ def do_get_or_create_direct(
     person = _person(acting_user)
     if person is not None and person.pk not in (user_a.pk, user_b.pk):
         raise _forbidden(
-            "自分が参加しないダイレクトメッセージは作成できません。",
+            person,
+            "chat.create",
+            None,
+            _("自分が参加しないダイレクトメッセージは作成できません。"),
             "a direct message must include the acting user",
         )
     if user_a.pk == user_b.pk:
         raise ChatError(
-            "ダイレクトメッセージの相手には自分以外の人を指定してください。",
+            _("ダイレクトメッセージの相手には自分以外の人を指定してください。"),
             "a direct message needs two different people",
             field="user",
         )
-    _check_people([user_a, user_b], {User.Kind.STAFF, User.Kind.BOT}, where="ダイレクトメッセージ")
+    _check_people(
+        [user_a, user_b], {User.Kind.STAFF, User.Kind.BOT}, where=_("ダイレクトメッセージ")
+    )
     key = direct_key(user_a, user_b)
     existing = Conversation.objects.filter(direct_key=key).first()
     if existing is not None:
@@ -343,14 +386,17 @@ def do_get_or_create_direct(
 def do_create_group(users: Iterable[User], *, name: str = "", acting_user: Acting) -> Conversation:
     """A group message among ``users`` (the acting person is added and is its owner):
     2 to ``GROUP_MAX`` staff."""
-    person = _require_staff(acting_user, "グループメッセージを作成する")
+    person = _require_staff(acting_user, _("グループメッセージを作成する"))
     name = _clean_name(name, required=False)
     people = _unique_users([*([person] if person else []), *users])
-    _check_people(people, {User.Kind.STAFF}, where="グループメッセージ")
+    _check_people(people, {User.Kind.STAFF}, where=_("グループメッセージ"))
     if not GROUP_MIN <= len(people) <= GROUP_MAX:
         raise ChatError(
-            f"グループメッセージの参加者は{GROUP_MIN}人から{GROUP_MAX}人までです。"
-            "それより多い場合はプロジェクトチャンネルを作成してください。",
+            _(
+                "グループメッセージの参加者は%(min)d人から%(max)d人までです。"
+                "それより多い場合はプロジェクトチャンネルを作成してください。"
+            )
+            % {"min": GROUP_MIN, "max": GROUP_MAX},
             f"a group has {GROUP_MIN} to {GROUP_MAX} people",
             code="group_size",
             field="members",
@@ -381,8 +427,8 @@ def do_create_group(users: Iterable[User], *, name: str = "", acting_user: Actin
 
 def _member_kinds(conversation: Conversation) -> tuple[set[str], str]:
     if conversation.kind == Kind.PROJECT:
-        return {User.Kind.STAFF, User.Kind.GUEST, User.Kind.BOT}, "チャンネル"
-    return {User.Kind.STAFF}, "グループメッセージ"
+        return {User.Kind.STAFF, User.Kind.GUEST, User.Kind.BOT}, _("チャンネル")
+    return {User.Kind.STAFF}, _("グループメッセージ")
 
 
 def do_add_members(
@@ -391,8 +437,8 @@ def do_add_members(
     """Add people to a project channel or group message; returns those not already
     members.  Managers add anyone allowed; a member of a public project channel may add
     staff (not guests)."""
-    _refuse_department(conversation, "手動で参加者を追加する")
-    _refuse_direct(conversation, "参加者を追加する")
+    _refuse_department(conversation, _("手動で参加者を追加する"))
+    _refuse_direct(conversation, _("参加者を追加する"))
     people = _unique_users(users)
     kinds, where = _member_kinds(conversation)
     _check_people(people, kinds, where=where)
@@ -418,8 +464,11 @@ def do_add_members(
             return []
         if conversation.kind == Kind.GROUP and len(held) + len(new) > GROUP_MAX:
             raise ChatError(
-                f"グループメッセージの参加者は{GROUP_MAX}人までです。"
-                "プロジェクトチャンネルを作成してください。",
+                _(
+                    "グループメッセージの参加者は%(max)d人までです。"
+                    "プロジェクトチャンネルを作成してください。"
+                )
+                % {"max": GROUP_MAX},
                 f"a group has at most {GROUP_MAX} people",
                 code="group_size",
                 field="members",
@@ -487,8 +536,8 @@ def _leave(conversation: Conversation, user: User, acting_user: Acting, how: str
 def do_remove_member(conversation: Conversation, user: User, *, acting_user: Acting) -> bool:
     """Take ``user`` out of a project channel or group message (managers; anyone may
     remove themselves, as ``do_leave``).  False when they were not a member."""
-    _refuse_department(conversation, "手動で参加者を外す")
-    _refuse_direct(conversation, "参加者を外す")
+    _refuse_department(conversation, _("手動で参加者を外す"))
+    _refuse_direct(conversation, _("参加者を外す"))
     person = _person(acting_user)
     if person is None or person.pk != user.pk:
         _require_manager(conversation, acting_user)
@@ -500,12 +549,18 @@ def do_join(conversation: Conversation, *, acting_user: User) -> Membership:
     """Join a public project channel (staff only).  Joining twice returns the membership."""
     if not access.is_staff_member(acting_user):
         raise _forbidden(
-            "チャンネルに自分で参加できるのは職員だけです。招待を依頼してください。",
+            acting_user,
+            "chat.join",
+            conversation,
+            _("チャンネルに自分で参加できるのは職員だけです。招待を依頼してください。"),
             "only staff may join channels",
         )
     if conversation.kind != Kind.PROJECT or conversation.is_private:
         raise _forbidden(
-            "このチャンネルには自分で参加できません。オーナーに招待を依頼してください。",
+            acting_user,
+            "chat.join",
+            conversation,
+            _("このチャンネルには自分で参加できません。オーナーに招待を依頼してください。"),
             "only public project channels can be joined",
         )
     with transaction.atomic():
@@ -536,8 +591,8 @@ def do_join(conversation: Conversation, *, acting_user: User) -> Membership:
 def do_leave(conversation: Conversation, *, acting_user: User) -> bool:
     """Leave a project channel or group message.  Not a 所属 channel (it follows the
     directory) nor a direct message."""
-    _refuse_department(conversation, "退出する")
-    _refuse_direct(conversation, "退出する")
+    _refuse_department(conversation, _("退出する"))
+    _refuse_direct(conversation, _("退出する"))
     with transaction.atomic():
         return _leave(conversation, acting_user, acting_user, "left")
 
@@ -549,20 +604,20 @@ def do_set_owner(
     (the last owner stays).  Returns whether anything changed."""
     if conversation.kind not in (Kind.PROJECT, Kind.GROUP):
         raise ChatError(
-            "オーナーを設定できるのはプロジェクトチャンネルとグループメッセージだけです。",
+            _("オーナーを設定できるのはプロジェクトチャンネルとグループメッセージだけです。"),
             "only project channels and groups have owners",
         )
     _require_manager(conversation, acting_user)
     if owner and not access.is_staff_member(user):
         raise ChatError(
-            "オーナーにできるのは職員だけです。", "only staff can be owners", field="user"
+            _("オーナーにできるのは職員だけです。"), "only staff can be owners", field="user"
         )
     with transaction.atomic():
         _locked(conversation)
         membership = Membership.objects.filter(conversation=conversation, user=user).first()
         if membership is None:
             raise ChatError(
-                "この人は会話の参加者ではありません。先に追加してください。",
+                _("この人は会話の参加者ではありません。先に追加してください。"),
                 "not a member",
                 field="user",
             )
@@ -571,7 +626,7 @@ def do_set_owner(
             return False
         if not owner and _owner_ids(conversation) == [user.pk]:
             raise ChatError(
-                "最後のオーナーは外せません。先に別の人をオーナーにしてください。",
+                _("最後のオーナーは外せません。先に別の人をオーナーにしてください。"),
                 "the last owner cannot be demoted",
                 code="last_owner",
             )
@@ -609,7 +664,7 @@ def do_change_conversation(
             cleaned = _clean_name(name, required=False)
             if cleaned != conversation.name:
                 raise ChatError(
-                    "所属チャンネルとダイレクトメッセージの名前は変更できません。",
+                    _("所属チャンネルとダイレクトメッセージの名前は変更できません。"),
                     "this conversation's name cannot be changed",
                     field="name",
                 )
@@ -618,7 +673,7 @@ def do_change_conversation(
     if description is not None:
         if conversation.kind == Kind.DIRECT:
             raise ChatError(
-                "ダイレクトメッセージには説明を付けられません。",
+                _("ダイレクトメッセージには説明を付けられません。"),
                 "direct messages have no description",
                 field="description",
             )
@@ -642,7 +697,8 @@ def do_change_conversation(
             if not _receipts_for(count):
                 limit = settings.CHAT_READ_RECEIPTS_MAX_MEMBERS
                 raise ChatError(
-                    f"参加者が{limit}人を超える会話では既読を表示できません。",
+                    _("参加者が%(limit)d人を超える会話では既読を表示できません。")
+                    % {"limit": limit},
                     f"read receipts are off above {limit} members",
                     code="too_many_members",
                     field="read_receipts",
@@ -663,11 +719,11 @@ def do_change_conversation(
 def _check_archivable(conversation: Conversation) -> None:
     if conversation.kind == Kind.DEPARTMENT:
         raise ChatError(
-            "所属チャンネルは所属が廃止されたときに自動でアーカイブされます。",
+            _("所属チャンネルは所属が廃止されたときに自動でアーカイブされます。"),
             "department channels are archived with their department",
             code="department_channel",
         )
-    _refuse_direct(conversation, "アーカイブする")
+    _refuse_direct(conversation, _("アーカイブする"))
 
 
 def do_archive(conversation: Conversation, *, acting_user: Acting) -> bool:
@@ -713,7 +769,7 @@ def do_set_notify(
     if notify is not None:
         if notify not in Membership.Notify.values:
             raise ChatError(
-                "通知の設定は「すべて」「メンションのみ」「通知しない」から選んでください。",
+                _("通知の設定は「すべて」「メンションのみ」「通知しない」から選んでください。"),
                 f"unknown notify level {notify!r}",
                 field="notify",
             )

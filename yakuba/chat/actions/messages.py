@@ -39,7 +39,6 @@ from yakuba.chat.models import (
     Attachment,
     Conversation,
     Membership,
-    MentionNotice,
     Message,
     MessageRevision,
     Reaction,
@@ -154,11 +153,7 @@ def _check_client_key(client_key: str) -> str:
 
 
 def _existing(sender: User, client_key: str) -> Message | None:
-    return (
-        Message.objects.select_related("conversation")
-        .filter(sender=sender, client_key=client_key)
-        .first()
-    )
+    return Message.objects.filter(sender=sender, client_key=client_key).first()
 
 
 def _thread_root(conversation: Conversation, root_id: int | None) -> Message | None:
@@ -242,7 +237,7 @@ def check_send_message(
     client_key = _check_client_key(client_key)
     existing = _existing(acting_user, client_key)
     if existing is not None:
-        return existing, False
+        return _repeated(existing, membership), False
     conversation = membership.conversation
     files = list(attachment_ids)
     cleaned = clean_text(text, allow_empty=bool(files))
@@ -267,8 +262,22 @@ def check_send_message(
         existing = _existing(acting_user, client_key)
         if existing is None:
             raise
-        return existing, False
+        return _repeated(existing, membership), False
     return message, True
+
+
+def _repeated(existing: Message, membership: Membership) -> Message:
+    """The message a repeated client key names, if it was sent to the same conversation
+    (a key used again elsewhere is a client bug: refused, never a silent wrong answer)."""
+    if existing.conversation_id != membership.conversation_id:
+        raise ChatError(
+            _("この client_key は別の会話への送信で使われています。新しいキーで送ってください。"),
+            "This client_key was used for a message in another conversation.",
+            code="client_key_reused",
+            status=409,
+            field="client_key",
+        )
+    return existing
 
 
 def _do_send(
@@ -326,12 +335,7 @@ def _do_send(
         from yakuba.chat.actions.reads import move_read_pointer
 
         move_read_pointer(membership, seq, now=now, own_message=True, recipients=recipients)
-    if settings.CHAT_MENTION_EMAIL_DELAY_MINUTES and mentions.user_ids:
-        due = now + dt.timedelta(minutes=settings.CHAT_MENTION_EMAIL_DELAY_MINUTES)
-        MentionNotice.objects.bulk_create(
-            [MentionNotice(user_id=uid, message=message, due_at=due) for uid in mentions.user_ids],
-            ignore_conflicts=True,
-        )
+    _queue_mentions(message, mentions)
     name = sender.display_name or sender.username
     # A new message has no reactions yet, and its files are the ones just attached.
     fresh = events.message_dict(message, attachments=attachments, sender_name=name)
@@ -340,6 +344,14 @@ def _do_send(
         events.notify_message(root, payload(root), recipients=recipients)
     transaction.on_commit(lambda: _run_after_send(message))
     return message, root
+
+
+def _queue_mentions(message: Message, mentions: Mentions) -> None:
+    """The mention e-mail outbox (``chat.notifications``), in the send's transaction."""
+    if settings.CHAT_MENTION_EMAIL_DELAY_MINUTES and (mentions.user_ids or mentions.channel):
+        from yakuba.chat.notifications import queue_mention_notices
+
+        queue_mention_notices(message, mentions.user_ids)
 
 
 def _run_after_send(message: Message) -> None:
@@ -361,10 +373,12 @@ def do_post_notice(
     *,
     label: str,
     kind: str = Message.Kind.SYSTEM,
+    client_key: str | None = None,
 ) -> Message:
     """A message without a sender (a system notice, an incoming webhook, another
     feature reporting), shown under ``label``.  Not idempotent: the caller (a webhook
-    handler) deduplicates if it must.  Locks the conversation row until commit."""
+    handler) deduplicates if it must, and may store its key as ``client_key`` (not
+    unique without a sender).  Locks the conversation row until commit."""
     cleaned = clean_text(text)
     mentions = parse_mentions(cleaned, conversation, sender_id=None)
     with transaction.atomic():
@@ -377,15 +391,22 @@ def do_post_notice(
             kind=kind,
             sender=None,
             sender_label=label[:100],
+            client_key=client_key,
             text=cleaned,
             mentions=mentions.user_ids,
             mentions_channel=mentions.channel,
             created_at=now,
         )
         conversation.last_message_at = now
+        _queue_mentions(message, mentions)
         events.notify_message(message, events.message_dict(message, sender_name=label[:100]))
         transaction.on_commit(lambda: _run_after_send(message))
     return message
+
+
+class _Unchanged(Exception):
+    """Raised inside an action's transaction when, under the lock, there is nothing to
+    change after all: the seq it took rolls back with it."""
 
 
 def _changed(message: Message, fields: Iterable[str]) -> None:
@@ -393,6 +414,14 @@ def _changed(message: Message, fields: Iterable[str]) -> None:
     ``fields`` with it (inside the caller's transaction)."""
     message.changed_seq = next_seq(message.conversation_id)
     message.save(update_fields=[*fields, "changed_seq"])
+
+
+def _lock_and_reread(message: Message) -> None:
+    """Take the conversation's next seq (its lock) and read the message's changeable
+    state again under it, so that two changes at once each see the other's result (the
+    revision keeps the text that was really replaced)."""
+    message.changed_seq = next_seq(message.conversation_id)
+    message.refresh_from_db(fields=["text", "edited_at", "deleted_at", "pinned_at"])
 
 
 def do_edit_message(message: Message, *, text: str, acting_user: User) -> bool:
@@ -403,27 +432,36 @@ def do_edit_message(message: Message, *, text: str, acting_user: User) -> bool:
     if cleaned == message.text:
         return False
     mentions = parse_mentions(cleaned, message.conversation, sender_id=message.sender_id)
-    with transaction.atomic():
-        now = clock.now()
-        MessageRevision.objects.create(
-            message=message,
-            text=message.text,
-            replaced_at=now,
-            replaced_by=acting_user,
-            change="edit",
-        )
-        message.text = cleaned
-        message.edited_at = now
-        message.mentions = mentions.user_ids
-        message.mentions_channel = mentions.channel
-        _changed(message, ["text", "edited_at", "mentions", "mentions_channel"])
-        record(
-            AuditAction.CHAT_MESSAGE_EDITED,
-            actor=acting_user,
-            target=message,
-            details={"conversation": message.conversation_id, "seq": message.seq},
-        )
-        events.notify_message(message, payload(message))
+    try:
+        with transaction.atomic():
+            _lock_and_reread(message)
+            if message.deleted_at is not None or cleaned == message.text:
+                raise _Unchanged
+            now = clock.now()
+            MessageRevision.objects.create(
+                message=message,
+                text=message.text,
+                replaced_at=now,
+                replaced_by=acting_user,
+                change="edit",
+            )
+            message.text = cleaned
+            message.edited_at = now
+            message.mentions = mentions.user_ids
+            message.mentions_channel = mentions.channel
+            message.save(
+                update_fields=["text", "edited_at", "mentions", "mentions_channel", "changed_seq"]
+            )
+            record(
+                AuditAction.CHAT_MESSAGE_EDITED,
+                actor=acting_user,
+                target=message,
+                details={"conversation": message.conversation_id, "seq": message.seq},
+            )
+            events.notify_message(message, payload(message))
+    except _Unchanged:
+        message.refresh_from_db()
+        return False
     return True
 
 
@@ -433,34 +471,50 @@ def do_delete_message(message: Message, *, acting_user: User) -> bool:
     if it was deleted already.  Audited.  Locks the conversation row until commit."""
     if message.deleted_at is not None:
         return False
-    with transaction.atomic():
-        now = clock.now()
-        MessageRevision.objects.create(
-            message=message,
-            text=message.text,
-            replaced_at=now,
-            replaced_by=acting_user,
-            change="delete",
-        )
-        was_pinned = message.pinned_at is not None
-        message.text = ""
-        message.deleted_at = now
-        message.deleted_by = acting_user
-        message.pinned_at = None
-        message.pinned_by = None
-        _changed(message, ["text", "deleted_at", "deleted_by", "pinned_at", "pinned_by"])
-        record(
-            AuditAction.CHAT_MESSAGE_DELETED,
-            actor=acting_user,
-            target=message,
-            details={
-                "conversation": message.conversation_id,
-                "seq": message.seq,
-                "own": message.sender_id == acting_user.pk,
-                "was_pinned": was_pinned,
-            },
-        )
-        events.notify_message(message, payload(message))
+    try:
+        with transaction.atomic():
+            _lock_and_reread(message)
+            if message.deleted_at is not None:
+                raise _Unchanged
+            now = clock.now()
+            MessageRevision.objects.create(
+                message=message,
+                text=message.text,
+                replaced_at=now,
+                replaced_by=acting_user,
+                change="delete",
+            )
+            was_pinned = message.pinned_at is not None
+            message.text = ""
+            message.deleted_at = now
+            message.deleted_by = acting_user
+            message.pinned_at = None
+            message.pinned_by = None
+            message.save(
+                update_fields=[
+                    "text",
+                    "deleted_at",
+                    "deleted_by",
+                    "pinned_at",
+                    "pinned_by",
+                    "changed_seq",
+                ]
+            )
+            record(
+                AuditAction.CHAT_MESSAGE_DELETED,
+                actor=acting_user,
+                target=message,
+                details={
+                    "conversation": message.conversation_id,
+                    "seq": message.seq,
+                    "own": message.sender_id == acting_user.pk,
+                    "was_pinned": was_pinned,
+                },
+            )
+            events.notify_message(message, payload(message))
+    except _Unchanged:
+        message.refresh_from_db()
+        return False
     return True
 
 
@@ -512,17 +566,24 @@ def _set_pin(message: Message, *, pinned: bool, acting_user: User) -> bool:
             "The message was deleted.",
             code="deleted",
         )
-    with transaction.atomic():
-        message.pinned_at = clock.now() if pinned else None
-        message.pinned_by = acting_user if pinned else None
-        _changed(message, ["pinned_at", "pinned_by"])
-        record(
-            AuditAction.CHAT_MESSAGE_PINNED if pinned else AuditAction.CHAT_MESSAGE_UNPINNED,
-            actor=acting_user,
-            target=message,
-            details={"conversation": message.conversation_id, "seq": message.seq},
-        )
-        events.notify_message(message, payload(message))
+    try:
+        with transaction.atomic():
+            _lock_and_reread(message)
+            if message.deleted_at is not None or (message.pinned_at is not None) == pinned:
+                raise _Unchanged
+            message.pinned_at = clock.now() if pinned else None
+            message.pinned_by = acting_user if pinned else None
+            message.save(update_fields=["pinned_at", "pinned_by", "changed_seq"])
+            record(
+                AuditAction.CHAT_MESSAGE_PINNED if pinned else AuditAction.CHAT_MESSAGE_UNPINNED,
+                actor=acting_user,
+                target=message,
+                details={"conversation": message.conversation_id, "seq": message.seq},
+            )
+            events.notify_message(message, payload(message))
+    except _Unchanged:
+        message.refresh_from_db()
+        return False
     return True
 
 

@@ -21,7 +21,7 @@ characters or more (as for the minutes, ``minutes/0002_search_trigram``).  The
 extension is created if missing and never dropped here: the minutes index needs it.
 """
 
-from django.db import migrations
+from django.db import DatabaseError, migrations
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
 
@@ -90,14 +90,17 @@ POSTGRESQL_DROP = [
 
 
 def sqlite_has_trigram(schema_editor: BaseDatabaseSchemaEditor) -> bool:
-    """Whether this SQLite can build an FTS5 trigram table (3.34+, FTS5 compiled in)."""
+    """Whether this SQLite can build an FTS5 trigram table (FTS5 compiled in, 3.34+):
+    tried on a temporary table, since builds differ in how they report FTS5."""
     with schema_editor.connection.cursor() as cursor:
-        cursor.execute("SELECT sqlite_version()")
-        version = tuple(int(part) for part in cursor.fetchone()[0].split(".")[:2])
-        if version < (3, 34):
+        try:
+            cursor.execute(
+                "CREATE VIRTUAL TABLE temp.chat_search_probe USING fts5(x, tokenize='trigram')"
+            )
+        except DatabaseError:
             return False
-        cursor.execute("SELECT sqlite_compileoption_used('ENABLE_FTS5')")
-        return bool(cursor.fetchone()[0])
+        cursor.execute("DROP TABLE temp.chat_search_probe")
+    return True
 
 
 def create_sqlite(schema_editor: BaseDatabaseSchemaEditor) -> None:
