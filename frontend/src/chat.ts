@@ -702,7 +702,7 @@ class ChatClient {
     );
     this.observer = new IntersectionObserver((entries) => this.seen(entries), {
       root: this.list,
-      threshold: 0.6,
+      threshold: [0, 0.25, 0.5, 0.75, 1],
     });
     this.list.addEventListener("scroll", () => {
       if (this.list.scrollTop < 80) {
@@ -850,6 +850,9 @@ class ChatClient {
       state.markerSeq = null;
       this.list.replaceChildren(el("p", { class: "chat-loading" }, text("loading")));
       await this.loadLatest(state);
+      // What changed while the page was on its way (before the socket may have been
+      // ready) comes now; usually nothing.
+      void this.resync(state);
     }
     if (this.current !== id) {
       return;
@@ -859,6 +862,7 @@ class ChatClient {
   }
 
   private async loadLatest(state: ConversationState): Promise<void> {
+    const head = Number(state.info.last_seq ?? 0); // known before the page was asked for
     const answer = await api("GET", `conversations/${state.info.id}/messages?limit=${PAGE_SIZE}`);
     if (!ok(answer)) {
       this.list.replaceChildren(el("p", { class: "error", role: "alert" }, errorText(answer)));
@@ -868,7 +872,7 @@ class ChatClient {
     this.takePage(state, answer.data);
     if (!state.loaded) {
       // The page is the newest: what happened after it reached us live or comes by resync.
-      state.applied = Math.max(state.applied, Number(state.info.last_seq ?? 0));
+      state.applied = Math.max(state.applied, head);
     }
     const firstUnread = Array.from(state.messages.values())
       .filter((m) => m.seq > lastRead && m.sender !== boot.user && m.thread_root === null)
@@ -1595,7 +1599,12 @@ class ChatClient {
   private seen(entries: IntersectionObserverEntry[]): void {
     for (const entry of entries) {
       const seq = Number((entry.target as HTMLElement).dataset.seq);
-      if (entry.isIntersecting) {
+      // Shown: half of it, or half of the pane for a message taller than the pane.
+      const paneHeight = entry.rootBounds?.height ?? 0;
+      const shown =
+        entry.isIntersecting &&
+        (entry.intersectionRatio >= 0.5 || entry.intersectionRect.height >= paneHeight / 2);
+      if (shown) {
         this.visibleSeqs.add(seq);
       } else {
         this.visibleSeqs.delete(seq);

@@ -19,6 +19,7 @@ from yakuba.audit.record import Actor
 from yakuba.chat import membership
 from yakuba.chat.access import access_conversation
 from yakuba.chat.models import Conversation, Membership
+from yakuba.directory.actions.auth import do_deactivate_user, do_reactivate_user
 from yakuba.directory.actions.staff import (
     check_import_staff,
     do_apply_due_transfers,
@@ -355,3 +356,15 @@ def test_it_moves_eleven_hundred_people_in_one_import(
     assert channels["bunsho"].memberships.count() == 2
     assert channels["somu_bu"].memberships.count() == 2
     assert channels["koseki"].memberships.count() == 1100 + 1
+
+
+def test_it_puts_a_reactivated_person_back_into_their_channels_at_once(
+    channels: dict[str, Conversation], alice: User
+) -> None:
+    do_deactivate_user(alice, acting_user=Actor.system("test"), reason="休職")
+    membership.sync_all()  # the hourly check takes her out
+    assert not Membership.objects.filter(conversation=channels["bunsho"], user=alice).exists()
+
+    do_reactivate_user(alice, acting_user=Actor.system("test"), reason="復職")
+
+    assert Membership.objects.filter(conversation=channels["bunsho"], user=alice).exists()

@@ -174,6 +174,25 @@ def test_it_sweeps_people_whose_process_died_and_keeps_those_renewed(
     assert not row(alice).online
 
 
+def test_it_writes_only_when_a_person_comes_online(
+    db: None, alice: User, django_assert_num_queries: Any
+) -> None:
+    presence.socket_ready(alice.pk)  # the first time ever: the row is made
+    presence.socket_closed(alice.pk)
+    clock.advance(presence.OFFLINE_GRACE)
+    presence.tick()
+    assert not row(alice).online
+    with django_assert_num_queries(1):  # UPDATE … WHERE online = false
+        presence.socket_ready(alice.pk)
+    with django_assert_num_queries(0):  # a second tab
+        presence.socket_ready(alice.pk)
+    with django_assert_num_queries(0):  # both closed, and a page load within the grace
+        presence.socket_closed(alice.pk)
+        presence.socket_closed(alice.pk)
+        presence.socket_ready(alice.pk)
+    assert row(alice).online
+
+
 def test_it_renews_every_connected_person_in_one_update(db: None, alice: User) -> None:
     users = User.objects.bulk_create(
         [User(username=f"staff{n}", display_name=f"職員{n}") for n in range(200)]
@@ -353,6 +372,8 @@ def test_it_does_work_proportional_to_the_users_not_their_square(
         [User(username=f"staff{n}", display_name=f"職員{n}") for n in range(count)]
     )
     ids = [u.pk for u in users]
+    # People who used chat before (a row each, offline): connecting is one UPDATE.
+    Presence.objects.bulk_create([Presence(user_id=i) for i in ids])
     sockets = [CountingSocket(i) for i in ids]
     cpu_before = presence.cpu_seconds()
     try:

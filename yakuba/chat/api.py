@@ -16,7 +16,8 @@ knows the conversation up to ``head``.
 Each view parses, fetches through ``yakuba.chat.access`` and calls one action or query.
 
 The routes are split by owner: conversations and messages here, files and search in
-``api_files``, presence in ``api_presence``, webhooks and bots in ``api_integrations``.
+``api_files``, search, retention and exports in ``api_search``, presence in
+``api_presence``, webhooks and bots in ``api_integrations``.
 """
 
 from __future__ import annotations
@@ -770,11 +771,12 @@ def _messages_out(conversation: Conversation, messages: Sequence[Message]) -> li
 
 
 def _mount() -> None:
-    from yakuba.chat import api_files, api_integrations, api_presence
+    from yakuba.chat import api_files, api_integrations, api_presence, api_search
 
     router.add_router("/", api_files.router)
     router.add_router("/", api_presence.router)
     router.add_router("/", api_integrations.router)
+    router.add_router("/", api_search.router)
 
 
 _mount()

@@ -7,8 +7,9 @@ and tells the people concerned with a persisted ``conversation`` event after com
 
 The caller has fetched the conversation through ``chat.access`` (for a change,
 ``access_conversation_for_manage``); when ``acting_user`` is a person the actions check
-the rule again, so a CLI or API caller cannot skip it.  ``Actor.system(...)`` (the demo,
-the CLI) is not checked.
+the rule again, so a CLI or API caller cannot skip it: a refusal is a ``ChatError`` with
+status 403, audited like every refusal (``record_denial``).  ``Actor.system(...)`` (the
+demo, the CLI) is not checked.
 
 Rules:
 - 所属 channels follow the directory (``chat.membership``): nobody is added, removed,

@@ -30,6 +30,7 @@ from yakuba.directory import tokens
 from yakuba.directory import totp as totp_lib
 from yakuba.directory.middleware import SESSION_SEEN, SESSION_STARTED, guest_expired
 from yakuba.directory.models import ApiToken, Role, RoleGrant, User, UserSession
+from yakuba.directory.signals import memberships_changed
 from yakuba.lib import clock
 from yakuba.lib.request_context import client_address
 from yakuba.realtime.send import send_event_on_commit
@@ -454,6 +455,8 @@ def do_reactivate_user(user: User, *, acting_user: ActingUser, reason: str = "")
             target=user,
             details={"reason": reason} if reason else {},
         )
+        # Back in their 所属 chat channels at once, not at the next hourly check.
+        memberships_changed.send(sender=User, user_ids=[user.pk])
     return True
 
 
