@@ -79,6 +79,7 @@ class Connection:
             self.writer.write(head.encode("latin-1") + b"\r\n" + body)
             status_line = await self.reader.readline()
             if not status_line:
+                self.usable = False
                 raise HttpError("connection closed")
             status = int(status_line.split(b" ", 2)[1])
             length: int | None = None
@@ -138,8 +139,8 @@ class Pool:
             # A kept connection may have been closed by the server's keep-alive timeout:
             # then the request goes again on a new one (sends are idempotent by their
             # client key).
-            while True:
-                reused = bool(self.idle)
+            for attempt in range(3):
+                reused = bool(self.idle) and attempt < 2
                 connection = self.idle.pop() if reused else None
                 if connection is None:
                     connection = await Connection.open(self.host, self.port)
@@ -154,6 +155,7 @@ class Pool:
                         self.idle.append(connection)
                     else:
                         connection.close()
+            raise HttpError("no connection")
 
 
 # --- the run -----------------------------------------------------------------------------

@@ -602,9 +602,10 @@ class Dialogs {
   private readonly confirmBox = document.getElementById("chat-confirm") as HTMLDialogElement;
   private readonly readersBox = document.getElementById("chat-readers") as HTMLDialogElement;
   private readonly forwardBox = document.getElementById("chat-forward") as HTMLDialogElement;
+  private readonly pinsBox = document.getElementById("chat-pins") as HTMLDialogElement;
 
   constructor() {
-    for (const dialog of [this.confirmBox, this.readersBox, this.forwardBox]) {
+    for (const dialog of [this.confirmBox, this.readersBox, this.forwardBox, this.pinsBox]) {
       dialog.querySelectorAll("[data-close]").forEach((b) =>
         b.addEventListener("click", () => dialog.close("cancel")),
       );
@@ -649,6 +650,29 @@ class Dialogs {
           )),
     );
     await this.open(this.readersBox);
+  }
+
+  /** The pinned messages; resolves with the one chosen to be shown, or null. */
+  async pins(messages: Message[]): Promise<number | null> {
+    let chosen: number | null = null;
+    const list = this.pinsBox.querySelector("[data-list]")!;
+    list.replaceChildren(
+      ...(messages.length === 0
+        ? [el("li", {}, text("no_pins"))]
+        : messages.map((message) => {
+            const show = button(`${message.sender_name} ${fullTimeLabel(message.created_at)}`, {
+              class: "link-like",
+            });
+            show.addEventListener("click", () => {
+              chosen = message.id;
+              this.pinsBox.close("show");
+            });
+            // Plain text (textContent), never the text as HTML.
+            return el("li", {}, show, el("p", { class: "chat-pin-text" }, message.text.slice(0, 200)));
+          })),
+    );
+    await this.open(this.pinsBox);
+    return chosen;
   }
 
   async forward(choices: ConversationInfo[]): Promise<number | null> {
@@ -711,6 +735,7 @@ class ChatClient {
     });
     this.list.addEventListener("click", (event) => this.messageAction(event));
     this.threadList.addEventListener("click", (event) => this.messageAction(event));
+    this.root.querySelector("[data-pins]")!.addEventListener("click", () => void this.showPins());
     this.threadPane.querySelector("[data-thread-close]")!.addEventListener("click", () => {
       this.closeThread();
     });
@@ -914,7 +939,7 @@ class ChatClient {
   }
 
   /** Show one message (a search result): load older pages until it is there. */
-  private async focusMessage(conversation: number, id: number): Promise<void> {
+  async focusMessage(conversation: number, id: number): Promise<void> {
     const state = this.states.get(conversation);
     for (let page = 0; state && !state.messages.has(id) && state.hasOlder && page < 40; page++) {
       await this.loadOlder();
@@ -1508,6 +1533,22 @@ class ChatClient {
       this.announcer.textContent = text("forwarded_done");
     } else {
       this.flash(errorText(answer));
+    }
+  }
+
+  private async showPins(): Promise<void> {
+    const conversation = this.current;
+    if (conversation === null) {
+      return;
+    }
+    const answer = await api("GET", `conversations/${conversation}/pins`);
+    if (!ok(answer)) {
+      this.flash(errorText(answer));
+      return;
+    }
+    const chosen = await this.dialogs.pins(listOf<Message>(answer.data, "items"));
+    if (chosen !== null && this.current === conversation) {
+      await this.focusMessage(conversation, chosen);
     }
   }
 

@@ -341,6 +341,12 @@ def test_it_attaches_edits_reacts_pins_and_deletes_own_messages(
     message.get_by_role("button", name="ピン留め", exact=True).click()
     message.locator(".chat-pin-mark").wait_for()
     assert Message.objects.get(conversation=bunsho_channel, kind="text").pinned_at is not None
+    page.get_by_role("button", name="ピン留め一覧").click()
+    pins = page.locator("#chat-pins")
+    pins.get_by_text("（差し替え）").wait_for()
+    pins.get_by_role("button", name="青木 愛").click()
+    wait_for(page, "!document.querySelector('#chat-pins').open")
+    message.and_(page.locator(".chat-focus")).wait_for()
 
     message.hover()
     message.get_by_role("button", name="削除").click()

@@ -161,9 +161,7 @@ def access_message_for_change(user: AnyUser, message_id: int, *, delete: bool = 
 
 def access_attachment(user: AnyUser, attachment_id: int) -> Attachment:
     """The file, if ``user`` may read its conversation (every download goes here)."""
-    attachment = (
-        Attachment.objects.select_related("conversation").filter(pk=attachment_id).first()
-    )
+    attachment = Attachment.objects.select_related("conversation").filter(pk=attachment_id).first()
     if attachment is None:
         raise Http404("no such file")
     if not may_read(user, attachment.conversation):

@@ -103,9 +103,7 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     joined_at = models.DateTimeField(default=clock.now)
-    notify = models.CharField(
-        _("通知"), max_length=10, choices=Notify.choices, default=Notify.ALL
-    )
+    notify = models.CharField(_("通知"), max_length=10, choices=Notify.choices, default=Notify.ALL)
     muted = models.BooleanField(_("ミュート"), default=False)
     # The seq of the newest message this member has been shown (only moves forward).
     last_read_seq = models.BigIntegerField(default=0)

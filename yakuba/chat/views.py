@@ -69,6 +69,7 @@ def _strings() -> dict[str, str]:
         "uploading": _("「{name}」を送信しています…"),
         "remove_file": _("添付「{name}」を外す"),
         "no_readers": _("まだ誰も読んでいません。"),
+        "no_pins": _("ピン留めしたメッセージはありません。"),
         "offline": _("オフライン"),
         "mentions_n": _("自分宛て {n}件"),
         "unread_n": _("未読 {n}件"),
