@@ -348,6 +348,60 @@ class Loadgen:
         _stop(self.process)
 
 
+class Sampler:
+    """Samples the server's CPU (``/proc``, every 0.25 s) and the presence counter (every
+    0.5 s, over HTTP) in threads, with their ``time.monotonic()`` stamps (one clock for
+    every process of the machine), so that a busy server or a busy driver never shifts a
+    step's window: windows come from the load generator's own stamps."""
+
+    def __init__(self, pid: int, presence: Any) -> None:
+        import threading
+
+        self.pid = pid
+        self.presence = presence
+        self.cpu: list[tuple[float, float]] = []
+        self.presence_samples: list[tuple[float, float]] = []
+        self.stopping = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._cpu_loop, daemon=True),
+            threading.Thread(target=self._presence_loop, daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _cpu_loop(self) -> None:
+        while not self.stopping.is_set():
+            self.cpu.append((time.monotonic(), _tree_cpu(self.pid)))
+            self.stopping.wait(0.25)
+
+    def _presence_loop(self) -> None:
+        while not self.stopping.is_set():
+            asked = time.monotonic()
+            value = self.presence()
+            if value is not None:
+                # Stamped halfway through the request: the value was read in between.
+                self.presence_samples.append(((asked + time.monotonic()) / 2, value))
+            self.stopping.wait(0.5)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    @staticmethod
+    def _at(series: list[tuple[float, float]], moment: float) -> tuple[float, float] | None:
+        """The sample nearest to ``moment``."""
+        if not series:
+            return None
+        return min(series, key=lambda sample: abs(sample[0] - moment))
+
+    def pct(self, which: str, start: float, end: float) -> float | None:
+        """Per cent of one core over ``[start, end]`` (``which``: cpu or presence)."""
+        series = self.cpu if which == "cpu" else self.presence_samples
+        first, last = self._at(series, start), self._at(series, end)
+        if first is None or last is None or last[0] - first[0] < 0.5:
+            return None
+        return round(100 * (last[1] - first[1]) / (last[0] - first[0]), 2)
+
+
 def drive(
     loadgen: Loadgen,
     server_pid: int,
@@ -355,6 +409,14 @@ def drive(
     presence: Any,
 ) -> dict[str, Any]:
     """Connected → idle window (presence at steady state) → steps → done."""
+    sampler = Sampler(server_pid, presence)
+    try:
+        return _drive(loadgen, server_pid, idle_s, sampler)
+    finally:
+        sampler.stop()
+
+
+def _drive(loadgen: Loadgen, server_pid: int, idle_s: float, sampler: Sampler) -> dict[str, Any]:
     event = loadgen.next_event()
     assert event["event"] == "connected", event
     connected = event
@@ -362,32 +424,23 @@ def drive(
     idle: dict[str, Any] = {}
     if idle_s > 0:
         time.sleep(min(5.0, idle_s))  # let the connection burst settle
-        cpu0, presence0, wall0 = _tree_cpu(server_pid), presence(), time.monotonic()
+        start = time.monotonic()
         time.sleep(idle_s)
-        wall = time.monotonic() - wall0
-        idle["server_cpu_pct"] = round(100 * (_tree_cpu(server_pid) - cpu0) / wall, 1)
-        p1 = presence()
-        idle["presence_cpu_pct"] = (
-            round(100 * (p1 - presence0) / wall, 2)
-            if p1 is not None and presence0 is not None
-            else None
-        )
+        end = time.monotonic()
+        time.sleep(0.6)  # one more presence sample after the window
+        idle["server_cpu_pct"] = sampler.pct("cpu", start, end)
+        idle["presence_cpu_pct"] = sampler.pct("presence", start, end)
         log(f"idle: server CPU {idle['server_cpu_pct']} %, presence {idle['presence_cpu_pct']} %")
     loadgen.go()
     steps: list[dict[str, Any]] = []
-    marks: tuple[float, float | None, float] | None = None
     while True:
         event = loadgen.next_event()
         if event["event"] == "step_start":
-            marks = (_tree_cpu(server_pid), presence(), time.monotonic())
             _profile(server_pid, event)
         elif event["event"] == "step":
-            assert marks is not None
-            wall = time.monotonic() - marks[2]
-            event["server_cpu_pct"] = round(100 * (_tree_cpu(server_pid) - marks[0]) / wall, 1)
-            p1 = presence()
-            if p1 is not None and marks[1] is not None:
-                event["presence_cpu_pct"] = round(100 * (p1 - marks[1]) / wall, 2)
+            time.sleep(0.6)
+            event["server_cpu_pct"] = sampler.pct("cpu", event["t_start"], event["t_end"])
+            event["presence_cpu_pct"] = sampler.pct("presence", event["t_start"], event["t_end"])
             steps.append(event)
             log(
                 f"  {event['rate']} msg/s: delivered {event['delivered']}/{event['expected']} "

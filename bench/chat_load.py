@@ -426,6 +426,10 @@ class Run:
             "receivers_connected": sum(self.connected),
             "receivers_closed_early": self.closed_early,
             "wall_s": round(wall, 2),
+            # time.monotonic() is one clock for every process: the driver reads the
+            # server's CPU over exactly this window.
+            "t_start": wall0,
+            "t_end": wall0 + wall,
         }
 
     async def main(self) -> None:

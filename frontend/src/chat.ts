@@ -89,6 +89,7 @@ interface Boot {
   conversations: ConversationInfo[];
   open: number | null;
   focus_message: number | null;
+  focus_thread: boolean;
   eras: { name: string; start: string; first_year: number }[];
   date_style: string;
   idle_minutes: number;
@@ -759,7 +760,12 @@ class ChatClient {
     if (first !== null) {
       void this.open(first).then(() => {
         if (boot.focus_message !== null && first === boot.open) {
-          void this.focusMessage(first, boot.focus_message);
+          const id = boot.focus_message;
+          void this.focusMessage(first, id).then(() => {
+            if (boot.focus_thread) {
+              void this.openThread(id); // a reply: its thread, from its root
+            }
+          });
         }
       });
     }
@@ -826,12 +832,22 @@ class ChatClient {
       const mentions = info.mentions_unread ?? 0;
       if (mentions > 0) {
         link.append(
-          el("span", { class: "chat-badge chat-badge-mention", "aria-label": text("mentions_n", { n: mentions }) }, `@${mentions}`),
+          el(
+            "span",
+            { class: "chat-badge chat-badge-mention" },
+            el("span", { "aria-hidden": "true" }, `@${mentions}`),
+            el("span", { class: "visually-hidden" }, text("mentions_n", { n: mentions })),
+          ),
         );
       }
       if (unread > 0) {
         link.append(
-          el("span", { class: "chat-badge", "aria-label": text("unread_n", { n: unread }) }, String(unread)),
+          el(
+            "span",
+            { class: "chat-badge" },
+            el("span", { "aria-hidden": "true" }, String(unread)),
+            el("span", { class: "visually-hidden" }, text("unread_n", { n: unread })),
+          ),
         );
       }
       if (info.id === this.current) {

@@ -328,7 +328,8 @@ def test_it_attaches_edits_reacts_pins_and_deletes_own_messages(
     box = message.get_by_role("textbox", name="メッセージを編集")
     box.fill("予定表を添付します（差し替え）")
     box.press("Enter")
-    message.get_by_text("編集済み").wait_for()
+    message.locator("form.chat-edit").wait_for(state="detached")
+    assert "編集済み" in message.inner_text()
     assert "（差し替え）" in message.inner_text()
 
     message.hover()
@@ -461,7 +462,9 @@ def test_it_badges_and_notifies_a_mention_in_another_conversation(
 
     link = bob_tab.locator(f"[data-conversation='{bunsho_channel.pk}']")
     link.locator(".chat-badge-mention").filter(has_text="@1").wait_for()
-    assert link.locator(".chat-badge:not(.chat-badge-mention)").inner_text() == "1"
+    unread = link.locator(".chat-badge:not(.chat-badge-mention)")
+    assert unread.locator("[aria-hidden=true]").inner_text() == "1"
+    assert unread.locator(".visually-hidden").inner_text() == "未読 1件"
     wait_for(bob_tab, "window.shown.length === 1")
     shown = bob_tab.evaluate("window.shown[0]")
     assert "青木 愛" in shown["title"]

@@ -532,3 +532,15 @@ def test_it_warns_when_the_scan_program_is_missing(
     assert ids(checks.check_scan_command()) == ["chat.W402"]
     settings.CHAT_SCAN_COMMAND = "clamdscan 'unclosed"
     assert ids(checks.check_scan_command()) == ["chat.W402"]
+
+
+def test_it_refuses_the_upload_when_the_scan_command_cannot_be_parsed(
+    alice: User, project: Conversation, media: Path, settings: SettingsWrapper
+) -> None:
+    # chat.W402 warns at start-up; an upload still gets the 503, never a 500.
+    settings.CHAT_SCAN_COMMAND = "clamdscan 'unclosed {path}"
+    response = upload(as_user(alice), project, "memo.txt", b"hello")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "scan_failed"
+    assert stored_files(media) == []
+    assert not Attachment.objects.exists()

@@ -89,3 +89,38 @@ def test_nobody_posts_into_or_manages_a_persons_notices(alice: User, client: Cli
     listed = client.get(f"/api/chat/conversations/{notice.conversation_id}/messages")
     assert listed.status_code == 200
     assert [item["text"] for item in listed.json()["items"]] == ["お知らせです。"]
+
+
+def test_it_makes_one_notices_conversation_when_two_first_notices_arrive_at_once(
+    transactional_db: None, alice: User
+) -> None:
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def notify(n: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            with transaction.atomic():
+                notify_person(alice, f"同時のお知らせ{n}")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=notify, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    [conversation] = Conversation.objects.filter(kind=Conversation.Kind.NOTICES)
+    assert conversation.direct_key == f"notices:{alice.pk}"
+    assert list(Membership.objects.filter(conversation=conversation).values_list("user_id", flat=True)) == [alice.pk]
+    texts = sorted(Message.objects.filter(conversation=conversation).values_list("text", flat=True))
+    assert texts == ["同時のお知らせ0", "同時のお知らせ1", "同時のお知らせ2"]
+    assert sorted(Message.objects.filter(conversation=conversation).values_list("seq", flat=True)) == [1, 2, 3]

@@ -42,10 +42,16 @@ def client_for(user: User) -> Client:
     return client
 
 
-def send(user: User, conversation: Conversation, text: str) -> Message:
+def send(
+    user: User, conversation: Conversation, text: str, *, thread_root: Message | None = None
+) -> Message:
     membership = access.access_conversation_for_post(user, conversation.pk)
     message, _created = check_send_message(
-        membership, text=text, client_key=str(uuid.uuid4()), acting_user=user
+        membership,
+        text=text,
+        client_key=str(uuid.uuid4()),
+        thread_root_id=thread_root.pk if thread_root else None,
+        acting_user=user,
     )
     return message
 
@@ -202,3 +208,15 @@ def test_it_offers_only_the_searchers_conversations_to_filter_by(
 
     assert f'<option value="{channels["bunsho"].pk}">総務部 総務課 文書係</option>' in html
     assert f'value="{channels["koseki"].pk}"' not in html
+
+
+def test_it_links_a_reply_found_by_search_to_its_thread(
+    alice: User, bob: User, bunsho_channel: Conversation
+) -> None:
+    root = send(alice, bunsho_channel, "来週の当番表です")
+    reply = send(bob, bunsho_channel, "当番を交代してください", thread_root=root)
+
+    html = client_for(alice).get("/chat/search/", {"q": "交代"}).content.decode()
+
+    assert f'data-result="{reply.pk}"' in html
+    assert f"/chat/?c={bunsho_channel.pk}&amp;m={root.pk}&amp;thread=1" in html

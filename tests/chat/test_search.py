@@ -492,6 +492,27 @@ def test_it_uses_the_trigram_index_on_postgresql(
     assert "chat_message_text_trgm" in plan, plan
 
 
+def test_it_uses_both_trigram_indexes_in_the_query_search_runs(
+    alice: User, bob: User, bunsho_channel: Conversation
+) -> None:
+    # The query of search_messages itself, not a bare icontains: an OR of the text with
+    # a correlated EXISTS on the files cannot be answered from either index.
+    if connection.vendor != "postgresql":
+        pytest.skip("pg_trgm is PostgreSQL's")
+    send(alice, bunsho_channel, RESERVATION)
+    scope = Message.objects.filter(
+        conversation__in=access.readable_conversations(bob), deleted_at__isnull=True
+    )
+    query = search._matching(scope, ["会議室"]).values("pk")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        sql, params = query.query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+    assert "chat_message_text_trgm" in plan, plan
+    assert "chat_attachment_name_trgm" in plan, plan
+
+
 @pytest.mark.django_db(transaction=True)
 def test_it_migrates_the_index_both_ways(
     alice: User, bunsho_channel: Conversation, monkeypatch: pytest.MonkeyPatch

@@ -325,3 +325,42 @@ def test_it_posts_once_when_the_same_key_arrives_twice_at_the_same_moment(
         thread.join(timeout=60)
     assert sorted(statuses) == [200, 200, 200, 201]
     assert [m.text for m in messages(project)] == ["震度5弱"]
+
+
+def test_it_answers_400_for_json_nested_too_deeply(
+    hook: tuple[IncomingWebhook, str], project: Conversation
+) -> None:
+    # 60,000 nested arrays fit under the 64 KiB limit and exhaust Python's recursion.
+    _webhook, secret = hook
+    error = assert_error(post(secret, None, raw=b"[" * 60000), 400, "bad_json")
+    assert "JSON" in error["message"]
+    assert messages(project) == []
+
+
+def test_it_never_writes_the_secret_to_the_log(
+    hook: tuple[IncomingWebhook, str], project: Conversation, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Django logs every 4xx with its path ("Not Found: /api/chat/hooks/…"); the path of
+    # a hook is its secret, which must not end up in log files.
+    _webhook, secret = hook
+    with caplog.at_level("DEBUG"):
+        assert post(secret, None, raw=b"{").status_code == 400
+        assert post(secret, {"text": " "}).status_code == 400
+        assert post(secret, {"text": "a"}, content_type="text/plain").status_code == 415
+        assert post(secret[:-2] + "xx", {"text": "a"}).status_code == 404
+        assert post(secret, {"text": "a"}).status_code == 201
+    logged = caplog.text + " ".join(str(r.args) for r in caplog.records)
+    assert secret not in logged
+    assert secret[:-2] + "xx" not in logged
+    random_part = secret[len("ykh_") + 9 :]  # after "ykh_<8 hex>_"
+    assert random_part[:12] not in logged
+
+
+def test_it_refuses_control_characters_in_the_username(
+    hook: tuple[IncomingWebhook, str], project: Conversation
+) -> None:
+    # PostgreSQL cannot store NUL in text: this was a 500 there.
+    _webhook, secret = hook
+    error = assert_error(post(secret, {"text": "a", "username": "防災\u0000"}), 400, "invalid")
+    assert "username" in error["fields"]
+    assert messages(project) == []

@@ -99,6 +99,14 @@ def test_it_includes_the_real_time_counters(
     assert "yakuba_realtime_connections 3" in text
 
 
+def test_it_includes_presences_cpu_time(client: Client, db: None) -> None:
+    text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+
+    assert "# TYPE yakuba_chat_presence_cpu_seconds_total counter" in text
+    assert "# TYPE yakuba_chat_presence_connected_users gauge" in text
+    assert "yakuba_chat_presence_frames_total " in text
+
+
 def test_it_reports_the_audit_seal_lag_from_the_tables(
     client: Client, alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -87,7 +87,13 @@ def may_manage(user: AnyUser, conversation: Conversation) -> bool:
         return True
     if conversation.kind == Conversation.Kind.DEPARTMENT:
         assert conversation.department is not None
-        return has_role(person, Role.SECTION_HEAD, conversation.department)
+        # The 所属長 of their own 所属: still posted there (a member), so a grant left
+        # behind by a transfer does not keep managing the old channel (webhooks, 既読)
+        # after the transfer date.
+        return (
+            has_role(person, Role.SECTION_HEAD, conversation.department)
+            and Membership.objects.filter(conversation=conversation, user=person).exists()
+        )
     return Membership.objects.filter(
         conversation=conversation, user=person, role=Membership.Role.OWNER
     ).exists()
@@ -122,6 +128,20 @@ def access_conversation_for_post(user: AnyUser, conversation_id: int) -> Members
     system_only = conversation.kind == Conversation.Kind.NOTICES
     if membership is None or conversation.archived_at is not None or system_only:
         _refuse(user, "chat.post", conversation)
+    assert membership is not None
+    membership.conversation = conversation
+    return membership
+
+
+def access_conversation_for_read_mark(user: AnyUser, conversation_id: int) -> Membership:
+    """``user``'s membership, if they are a member: marking as read (既読) and a
+    member's own settings.  Unlike posting, also in an archived conversation and in a
+    person's お知らせ, which would otherwise stay unread for ever.
+    ``membership.conversation`` is loaded."""
+    conversation = _conversation(conversation_id)
+    membership = membership_of(user, conversation)
+    if membership is None:
+        _refuse(user, "chat.read", conversation)
     assert membership is not None
     membership.conversation = conversation
     return membership

@@ -11,10 +11,11 @@ conversation, 429 too many requests (with ``Retry-After``).
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import Router, Schema, Status
 
 from yakuba.audit.record import record_denial
@@ -26,6 +27,8 @@ from yakuba.directory.access import is_it_admin
 from yakuba.directory.models import User
 from yakuba.lib.api_auth import caller
 from yakuba.lib.api_errors import ApiError, error_body
+
+log = logging.getLogger(__name__)
 
 router = Router()
 
@@ -107,7 +110,7 @@ def _chat_error(exc: ChatError) -> JsonResponse:
     return response
 
 
-def _bad(status: int, code: str, message: str, message_en: str) -> JsonResponse:
+def _bad(status: int, code: str, message: str | None, message_en: str | None) -> JsonResponse:
     body = error_body(code, message=message, message_en=message_en)
     return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
 
@@ -148,7 +151,37 @@ def _bad(status: int, code: str, message: str, message_en: str) -> JsonResponse:
 def post_to_hook(request: HttpRequest, secret: str) -> HttpResponse:
     """Post ``{"text": …, "username"?: …}`` as a message of the webhook's conversation.
     An ``Idempotency-Key`` header makes a retry return the first message (200) instead
-    of posting again (201)."""
+    of posting again (201).
+
+    The path is the secret, so no refusal may reach Django's request log, which writes
+    the path of every 4xx and 5xx ("Not Found: /api/chat/hooks/…"): each one is logged
+    here with the public prefix only and marked as logged."""
+    try:
+        response = _post_to_hook(request, secret)
+    except Http404:
+        response = _bad(
+            404,
+            "not_found",
+            "このWebhookのURLは無効です（失効したか、URLが違います）。",
+            "Unknown or revoked webhook URL.",
+        )
+    except Exception:
+        log.exception("incoming webhook %s failed", _public_part(secret))
+        response = _bad(500, "server_error", None, None)
+    if response.status_code >= 400:
+        response._has_been_logged = True  # type: ignore[attr-defined]  # django.utils.log
+        log.warning(
+            "incoming webhook %s answered %s", _public_part(secret), response.status_code
+        )
+    return response
+
+
+def _public_part(secret: str) -> str:
+    """``ykh_<prefix>…``: the part of a hook URL that webhook lists show anyway."""
+    return secret[: len(webhooks.HOOK_MARK) + 8] + "…"
+
+
+def _post_to_hook(request: HttpRequest, secret: str) -> HttpResponse:
     webhook = webhooks.webhook_for_secret(secret)
     try:
         webhooks.webhook_rate(webhook)
@@ -189,6 +222,13 @@ def post_to_hook(request: HttpRequest, secret: str) -> HttpResponse:
             "bad_json",
             f"JSONの形式が正しくありません（{exc.lineno}行{exc.colno}文字目: {exc.msg}）。",
             f"Malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.",
+        )
+    except RecursionError:
+        return _bad(
+            400,
+            "bad_json",
+            "JSONの入れ子が深すぎます。入れ子を浅くして送ってください。",
+            "The JSON is nested too deeply.",
         )
     try:
         payload = webhooks.parse_hook_payload(data, default_label=webhook.name)

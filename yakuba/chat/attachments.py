@@ -253,7 +253,11 @@ def scan_file(path: Path) -> tuple[str, str]:
     """Run ``CHAT_SCAN_COMMAND`` on ``path``: (``Attachment.Scan`` value, the scanner's
     output, shortened).  ``""`` as the value means the scan failed (an exit status other
     than 0 or 1, a time-out, a command that cannot run)."""
-    args = _scan_command(path)
+    try:
+        args = _scan_command(path)
+    except ValueError as exc:  # unbalanced quotes (chat.W402 says so at start-up)
+        log.error("attachment scan command cannot be parsed: %s", exc)
+        return "", str(exc)[:500]
     if args is None:
         return Attachment.Scan.SKIPPED, ""
     try:

@@ -315,6 +315,19 @@ def cpu_seconds() -> float:
         return _state.cpu
 
 
+def snapshot() -> dict[str, int | float]:
+    """Presence's figures for ``/metrics`` (prefix ``yakuba_chat_``): the benchmark reads
+    ``presence_cpu_seconds_total`` twice to get presence's share of one core."""
+    counts = stats()
+    return {
+        "presence_cpu_seconds_total": cpu_seconds(),
+        "presence_frames_total": counts["frames"],
+        "presence_batches_total": counts["batches"],
+        "presence_connected_users": counts["connected"],
+        "presence_watchers": counts["watchers"],
+    }
+
+
 def stats() -> dict[str, int]:
     """Counters for tests and the benchmark: ``frames`` (presence frames handed to
     sockets here), ``batches`` (batches published from here), ``connected`` (users with

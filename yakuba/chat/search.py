@@ -198,6 +198,17 @@ def _matching(scope: QuerySet[Message], terms: Sequence[str]) -> QuerySet[Messag
     for term in terms:
         if term in indexed:
             continue
+        if len(term) >= INDEXED_MIN_CHARS:
+            # PostgreSQL: each side on its own, so that each is answered from its pg_trgm
+            # index (an OR with a correlated EXISTS is evaluated row by row over every
+            # readable message, the index unused).  The files' side needs no scope of its
+            # own: the outer filter keeps only readable, undeleted messages.
+            by_text = Message.objects.filter(text__icontains=term).values("pk")
+            by_name = Attachment.objects.filter(
+                name__icontains=term, message__isnull=False
+            ).values("message_id")
+            scope = scope.filter(Q(pk__in=by_text) | Q(pk__in=by_name))
+            continue
         in_files = Attachment.objects.filter(message=OuterRef("pk"), name__icontains=term)
         scope = scope.filter(Q(text__icontains=term) | Exists(in_files))
     return scope

@@ -115,7 +115,9 @@ def _int_param(request: HttpRequest, name: str) -> int | None:
         return None
 
 
-def _boot(person: User, open_id: int | None, focus_id: int | None) -> dict[str, Any]:
+def _boot(
+    person: User, open_id: int | None, focus_id: int | None, focus_thread: bool
+) -> dict[str, Any]:
     return {
         "user": person.pk,
         "user_name": person.display_name,
@@ -124,6 +126,7 @@ def _boot(person: User, open_id: int | None, focus_id: int | None) -> dict[str, 
         "conversations": conversation_list(person),
         "open": open_id,
         "focus_message": focus_id,
+        "focus_thread": focus_thread,
         "eras": [
             {"name": era.name, "start": era.start.isoformat(), "first_year": era.first_year}
             for era in ERAS
@@ -146,7 +149,12 @@ def home(request: HttpRequest) -> HttpResponse:
         "chat/home.html",
         {
             "active_nav": "chat",
-            "boot": _boot(person, _int_param(request, "c"), _int_param(request, "m")),
+            "boot": _boot(
+                person,
+                _int_param(request, "c"),
+                _int_param(request, "m"),
+                request.GET.get("thread") == "1",
+            ),
             "statuses": [
                 (value, label)
                 for value, label in Presence.Status.choices

@@ -28,6 +28,7 @@ import hmac
 import json
 import logging
 import secrets
+import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
@@ -63,6 +64,7 @@ HOOK_MARK = "ykh_"
 CHAT_SCOPE = "chat:send"
 # The display label a payload may choose (``username``), in characters.
 LABEL_MAX = 50
+BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 NAME_MAX = 100
 # Outgoing webhooks: the largest answer read, and attempts before giving up.
 REPLY_MAX_BYTES = 65536
@@ -304,6 +306,14 @@ def parse_hook_payload(data: Any, *, default_label: str) -> HookPayload:
             field="username",
         )
     label = " ".join((username or "").split())
+    if any(unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS for ch in label):
+        # NUL cannot even be stored on PostgreSQL; a bidi override would disguise the
+        # sender shown.
+        raise ChatError(
+            _("username に制御文字は使えません。取り除いてから送ってください。"),
+            'The field "username" contains control characters.',
+            field="username",
+        )
     if len(label) > LABEL_MAX:
         raise ChatError(
             _("username は{max}文字以内にしてください。").format(max=LABEL_MAX),

@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from yakuba.audit.models import AuditEntry, AuditPending
+from yakuba.chat import presence
 from yakuba.lib import clock
 from yakuba.realtime import bus
 from yakuba.realtime import metrics as realtime_metrics
@@ -91,6 +92,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     )
     _audit_metrics(lines)
     _snapshot(lines, "yakuba_realtime", realtime_metrics.snapshot)
+    _snapshot(lines, "yakuba_chat", presence.snapshot)
     return HttpResponse("\n".join(lines) + "\n", content_type=PROMETHEUS_CONTENT_TYPE)
 
 
