@@ -710,6 +710,7 @@ class ChatClient {
   private loadingOlder = false;
   private readonly threadMessages = new Map<number, Message>();
   private editing: { id: number; draft: string; error: string } | null = null;
+  private readonly drafts = new Map<number, string>();
 
   constructor() {
     for (const info of boot.conversations) {
@@ -878,6 +879,13 @@ class ChatClient {
     if (state === undefined) {
       return;
     }
+    if (this.current !== null && this.current !== id) {
+      // Each conversation keeps its unsent text; files uploaded for one cannot go to another.
+      this.drafts.set(this.current, this.composer.box.value);
+      this.composer.box.value = this.drafts.get(id) ?? "";
+      this.composer.pending = [];
+      this.composer.renderFiles();
+    }
     this.current = id;
     this.closeThread();
     this.visibleSeqs.clear();
@@ -888,7 +896,6 @@ class ChatClient {
     this.composer.showError("");
     this.renderList();
     if (!state.loaded) {
-      state.markerSeq = null;
       this.list.replaceChildren(el("p", { class: "chat-loading" }, text("loading")));
       await this.loadLatest(state);
       // What changed while the page was on its way (before the socket may have been
@@ -898,6 +905,7 @@ class ChatClient {
     if (this.current !== id) {
       return;
     }
+    state.markerSeq = this.firstUnread(state);
     this.renderMessages(state, true);
     this.renderTyping();
   }
@@ -909,20 +917,24 @@ class ChatClient {
       this.list.replaceChildren(el("p", { class: "error", role: "alert" }, errorText(answer)));
       return;
     }
-    const lastRead = Number(state.info.last_read_seq ?? 0);
     this.takePage(state, answer.data);
     if (!state.loaded) {
       // The page is the newest: what happened after it reached us live or comes by resync.
       state.applied = Math.max(state.applied, head);
     }
-    const firstUnread = Array.from(state.messages.values())
-      .filter((m) => m.seq > lastRead && m.sender !== boot.user && m.thread_root === null)
-      .sort((a, b) => a.seq - b.seq)[0];
-    state.markerSeq = firstUnread ? firstUnread.seq : null;
     state.loaded = true;
   }
 
-  /** Messages (and read pointers) of one page of history. */
+  /** The seq of the first message not read yet (「ここから未読」), or null. */
+  private firstUnread(state: ConversationState): number | null {
+    const lastRead = Number(state.info.last_read_seq ?? 0);
+    const first = Array.from(state.messages.values())
+      .filter((m) => m.seq > lastRead && m.sender !== boot.user && !m.deleted)
+      .sort((a, b) => a.seq - b.seq)[0];
+    return first ? first.seq : null;
+  }
+
+  /** The messages of one page of history. */
   private takePage(state: ConversationState, data: Json): void {
     const messages = listOf<Message>(data, "items");
     for (const message of messages) {

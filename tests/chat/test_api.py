@@ -13,9 +13,11 @@ from django.test import Client
 from pytest_django import DjangoAssertNumQueries
 
 from tests.conftest import PASSWORD
+from yakuba.audit.models import AuditEntry
 from yakuba.audit.record import Actor
 from yakuba.chat.actions.conversations import do_add_members, do_archive
 from yakuba.chat.models import Conversation, Membership, Message
+from yakuba.chat.notices import notices_conversation, notify_person
 from yakuba.directory.actions.auth import do_create_token
 from yakuba.directory.models import User
 
@@ -356,3 +358,89 @@ def test_it_refuses_posting_in_an_archived_channel(project: Conversation, alice:
     response = send(signed_in(alice), project, "もう閉じた", "x-1")
     assert response.status_code == 403
     assert signed_in(alice).get(f"{API}/conversations/{project.pk}/messages").status_code == 200
+
+
+def test_it_refuses_ids_too_large_for_the_database(
+    bunsho_channel: Conversation, project: Conversation, alice: User
+) -> None:
+    client = signed_in(alice)
+    message = body(send(client, bunsho_channel, "元", "big-0"))
+    huge = 10**30
+    for response in (
+        send(client, bunsho_channel, "添付", "big-1", attachments=[huge]),
+        send(client, bunsho_channel, "返信", "big-2", thread_root=huge),
+        post(
+            client,
+            f"/messages/{message['id']}/forward",
+            {"conversation": huge, "client_key": "big-3"},
+        ),
+    ):
+        assert response.status_code == 422, response.content
+    assert Message.objects.count() == 1
+
+
+def test_it_refuses_a_text_that_no_database_can_store(
+    bunsho_channel: Conversation, alice: User
+) -> None:
+    raw = '{"text": "\\ud800", "client_key": "sur-1"}'
+    response = signed_in(alice).post(
+        f"{API}/conversations/{bunsho_channel.pk}/messages", raw, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert body(response)["error"]["code"] == "control_characters"
+
+
+def test_it_caps_the_people_named_at_creation(channels: Any, alice: User) -> None:
+    response = post(
+        signed_in(alice),
+        "/conversations",
+        {"kind": "group", "members": [f"u{i}" for i in range(40000)]},
+    )
+    assert response.status_code == 422
+    assert "members" in body(response)["error"]["fields"]
+
+
+def test_it_does_not_let_a_bot_open_conversations(
+    project: Conversation, alice: User, bob: User, bot: User
+) -> None:
+    do_add_members(project, [bot], acting_user=alice)
+    auth = {"Authorization": f"Bearer {token_for(bot, ['chat:send'])}"}
+    for data in (
+        {"kind": "direct", "members": ["bob"]},
+        {"kind": "group", "members": ["alice", "bob"]},
+        {"kind": "project", "name": "ボットの部屋"},
+    ):
+        response = post(Client(), "/conversations", data, **auth)
+        assert response.status_code == 403, response.content
+    assert not Conversation.objects.exclude(pk=project.pk).exclude(kind="department").exists()
+    assert AuditEntry.objects.filter(action="auth.denied", actor_id=bot.pk).count() == 3
+
+
+def test_it_marks_read_in_archived_conversations_and_notices(
+    project: Conversation, alice: User, bob: User, charlie: User
+) -> None:
+    """Nobody posts there, but what was shown is read: the unread badge must go."""
+    send(signed_in(alice), project, "最後の連絡", "ar-1")
+    do_archive(project, acting_user=alice)
+    bobs = signed_in(bob)
+    archived = post(bobs, f"/conversations/{project.pk}/read", {"seq": 1})
+    assert body(archived) == {"moved": True, "last_read_seq": 1}, archived.content
+    notify_person(bob, "会議室の予約が承認されました", label="施設予約")
+    notices = notices_conversation(bob)
+    rows = {row["id"]: row for row in body(bobs.get(f"{API}/conversations"))}
+    assert rows[notices.pk]["unread"] == 1
+    marked = post(bobs, f"/conversations/{notices.pk}/read", {"seq": 1})
+    assert marked.status_code == 200, marked.content
+    rows = {row["id"]: row for row in body(bobs.get(f"{API}/conversations"))}
+    assert rows[notices.pk]["unread"] == 0
+    # A reader who is not a member (staff in a public channel) has no pointer to move.
+    outsider = post(signed_in(charlie), f"/conversations/{project.pk}/read", {"seq": 1})
+    assert outsider.status_code == 403
+
+
+def test_it_refuses_a_username_no_account_can_have(channels: Any, alice: User) -> None:
+    """PostgreSQL refuses NUL in a query: the look-up crashed with a 500."""
+    for name in ("bo\x00b", "\ud800", "x" * 10_000):
+        response = post(signed_in(alice), "/conversations", {"kind": "group", "members": [name]})
+        assert response.status_code in (400, 422), response.content
+        assert "\x00" not in body(response)["error"]["message"]

@@ -426,3 +426,38 @@ def test_it_offers_a_per_bot_limit_for_the_send_route(
             check_bot_rate(alice)
         clock.advance(dt.timedelta(seconds=30))
         check_bot_rate(helper.user)
+
+
+def test_it_lists_bots_in_a_fixed_number_of_queries(
+    project: Conversation, ida: User, receiver: Receiver
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = signed_in(ida)
+
+    def listed() -> tuple[int, list[Any]]:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/api/chat/bots")
+        assert response.status_code == 200
+        return len(queries), body(response)["items"]
+
+    do_create_bot(username="a-bot", display_name="", conversations=[project], acting_user=ida)
+    listed()  # the first request warms per-process caches
+    one, _items = listed()
+    for name in ("b-bot", "c-bot"):
+        do_create_bot(
+            username=name,
+            display_name="",
+            conversations=[project],
+            outgoing_url=receiver.url,
+            acting_user=ida,
+        )
+    three, items = listed()
+    # Session and user, the admin check, the bots, their memberships, their webhooks.
+    assert three == one
+    assert [(b["username"], b["conversations"], b["outgoing_url"]) for b in items] == [
+        ("a-bot", [project.pk], None),
+        ("b-bot", [project.pk], receiver.url),
+        ("c-bot", [project.pk], receiver.url),
+    ]

@@ -30,6 +30,7 @@ from yakuba.chat.actions.conversations import (
     do_unarchive,
 )
 from yakuba.chat.models import Conversation, Membership
+from yakuba.chat.notices import notify_person
 from yakuba.directory.models import Department, User
 from yakuba.lib import clock
 from yakuba.realtime.models import UserEvent
@@ -101,7 +102,14 @@ def test_it_creates_a_project_channel_with_owner_members_audit_and_events(
 
 @pytest.mark.parametrize(
     ("name", "field_code"),
-    [("", "invalid"), ("   ", "invalid"), ("長" * 81, "invalid")],
+    [
+        ("", "invalid"),
+        ("   ", "invalid"),
+        ("長" * 81, "invalid"),
+        # PostgreSQL refuses NUL in text: without the check, a 500 at the insert.
+        ("移転\x00準備", "invalid"),
+        ("移転\x1b[31m", "invalid"),
+    ],
 )
 def test_it_refuses_a_project_channel_without_a_usable_name(
     alice: User, name: str, field_code: str
@@ -114,6 +122,21 @@ def test_it_refuses_a_project_channel_without_a_usable_name(
     assert "名" in caught.value.message
     assert not Conversation.objects.exists()
     assert not audited("chat.conversation_created")
+
+
+def test_it_answers_400_to_a_description_with_a_nul_character(alice: User) -> None:
+    client = Client()
+    client.force_login(alice)
+
+    response = client.post(
+        "/api/chat/conversations",
+        {"kind": "project", "name": "移転準備", "description": "説明\x00です", "members": []},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["fields"]["description"]
+    assert not Conversation.objects.exists()
 
 
 def test_it_refuses_a_second_open_channel_of_the_same_name_but_not_of_an_archived_one(
@@ -358,6 +381,22 @@ def test_it_refuses_hand_changes_to_department_channels(
 
 
 # --- Settings and archive -------------------------------------------------------------
+
+
+def test_it_refuses_hand_changes_to_a_persons_notices(alice: User, bob: User) -> None:
+    notice = notify_person(alice, "会議室の予約が承認されました。")
+    assert notice is not None
+    conversation = Conversation.objects.get(pk=notice.conversation_id)
+
+    for change in (
+        lambda: do_leave(conversation, acting_user=alice),
+        lambda: do_remove_member(conversation, alice, acting_user=alice),
+        lambda: do_add_members(conversation, [bob], acting_user=Actor.system("test")),
+    ):
+        with pytest.raises(ChatError) as refused:
+            change()
+        assert refused.value.code == "notices"
+    assert members(conversation) == {alice.pk: "member"}
 
 
 def test_it_changes_name_description_and_read_receipts(

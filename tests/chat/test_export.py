@@ -275,6 +275,8 @@ def test_it_answers_bad_export_requests_with_400_and_404(
             "bad_format",
         ),
         ({"conversation": channel, "reference": "R8-1", "from": "昨日"}, 400, "bad_date"),
+        ({"conversation": channel, "reference": "R8-1", "to": "9999-12-31"}, 400, "bad_date"),
+        ({"conversation": "9" * 30, "reference": "R8-1"}, 400, "bad_request"),
         ({"conversation": "999999", "reference": "R8-1"}, 404, "not_found"),
         ({"person": "999999", "reference": "R8-1"}, 404, "not_found"),
     )

@@ -4,6 +4,7 @@ sender's HTML ever reaches the page."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -84,3 +85,26 @@ def test_it_escapes_everything_else(attack: str) -> None:
     allowed = {"strong", "code", "pre", "blockquote", "ul", "ol", "li", "br", "span"}
     tags = set(re.findall(r"</?([a-z]+)", html))
     assert tags <= allowed, html
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "**a " * 2500,  # many bold openings without an end
+        "- " + "**a " * 2500,
+        "@" + "は" * 9998 + "x",  # a long run of what could be honorifics
+        "@" + "さん" * 4999 + "x",
+    ],
+)
+def test_it_renders_a_long_message_in_linear_time(text: str) -> None:
+    """A 10,000-character message (CHAT_MESSAGE_MAX_CHARS) renders at once; quadratic
+    patterns took seconds per message, on every page that shows it."""
+    started = time.perf_counter()
+    html = render_html(text)
+    assert time.perf_counter() - started < 0.5
+    assert "<script" not in html
+
+
+def test_it_bolds_from_the_nearest_opening() -> None:
+    assert render_html("**a **b**") == "**a <strong>b</strong>"
+    assert render_html("@文書係の皆さんへ") == '<span class="mention">@文書係</span>の皆さんへ'

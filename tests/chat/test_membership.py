@@ -339,6 +339,66 @@ def test_it_syncs_the_same_people_from_six_threads_at_once(
         assert codes(person) == expected[["bunsho", "koseki", "somu_ka"][i % 3]]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_it_never_puts_a_moved_person_back_when_the_hourly_sync_read_the_old_post(
+    channels: dict[str, Conversation],
+    ward: dict[str, Department],
+    bob: User,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The hourly sync reads Bob's post (文書係), then a transfer to 戸籍住民課 commits
+    # and moves his memberships, then the sync reads his memberships (戸籍住民課) and
+    # "repairs" them back to 文書係: he would read the old channel for up to an hour.
+    if connection.vendor != "postgresql":
+        pytest.skip("row versions between connections: PostgreSQL (SQLite has one writer)")
+    monkeypatch.setattr("yakuba.chat.events.send_live_on_commit", lambda *args: None)
+    read_posts = threading.Event()
+    go_on = threading.Event()
+    original = membership._wanted_channels
+    sync_thread: threading.Thread | None = None
+
+    def pausing(*args: object, **kwargs: object) -> dict[int, set[int]]:
+        wanted = original(*args, **kwargs)  # type: ignore[arg-type]  # passed through
+        if threading.current_thread() is sync_thread:
+            read_posts.set()
+            go_on.wait(timeout=30)
+        return wanted
+
+    monkeypatch.setattr(membership, "_wanted_channels", pausing)
+    errors: list[BaseException] = []
+
+    def hourly() -> None:
+        try:
+            membership.sync_users([bob.pk], ensure=False)
+        except BaseException as exc:  # every failure is the test's
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def transfer() -> None:
+        try:
+            staff = StaffProfile.objects.get(user=bob)
+            do_change_staff(staff, department=ward["koseki"], acting_user=SYSTEM)
+        except BaseException as exc:  # every failure is the test's
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    sync_thread = threading.Thread(target=hourly)
+    sync_thread.start()
+    assert read_posts.wait(timeout=30)
+    mover = threading.Thread(target=transfer)
+    mover.start()
+    # Without a lock the transfer commits here, while the sync waits.
+    mover.join(timeout=2)
+    go_on.set()
+    sync_thread.join(timeout=60)
+    mover.join(timeout=60)
+
+    assert errors == []
+    assert codes(bob) == {"200", "210"}
+
+
 def test_it_moves_eleven_hundred_people_in_one_import(
     channels: dict[str, Conversation], ward: dict[str, Department]
 ) -> None:

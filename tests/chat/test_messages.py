@@ -26,6 +26,7 @@ from yakuba.chat.actions.messages import (
     do_unpin,
 )
 from yakuba.chat.actions.reads import do_mark_thread_read
+from yakuba.chat.mentions import parse_mentions
 from yakuba.chat.models import (
     Attachment,
     Conversation,
@@ -518,3 +519,82 @@ def test_it_refuses_a_client_key_used_in_another_conversation(
         send(alice, project, "プロジェクトへ", client_key="uuid-1")
     assert (refused.value.code, refused.value.status) == ("client_key_reused", 409)
     assert not Message.objects.filter(conversation=project).exists()
+
+
+@pytest.mark.parametrize("text", ["壊れた\ud800文字", "改行\x85コード"])
+def test_it_refuses_lone_surrogates_and_c1_controls(
+    bunsho_channel: Conversation, alice: User, text: str
+) -> None:
+    """JSON can carry a lone surrogate; storing it failed with a 500 on both databases."""
+    with pytest.raises(ChatError) as refused:
+        send(alice, bunsho_channel, text)
+    assert (refused.value.code, refused.value.field) == ("control_characters", "text")
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "emoji", ["👍🏽", "❤️", "👨\u200d💻", "1️⃣", "🇯🇵", "了解", "🏴\U000e0067\U000e0062\U000e007f"]
+)
+def test_it_takes_emoji_sequences_as_reactions(
+    bunsho_channel: Conversation, alice: User, bob: User, emoji: str
+) -> None:
+    message = send(alice, bunsho_channel, "確認お願いします")
+    assert do_toggle_reaction(message, emoji=emoji, add=True, acting_user=bob)
+    assert Reaction.objects.get(message=message).emoji == emoji
+
+
+@pytest.mark.parametrize(
+    "emoji", ["\u202e", "👍\u200b", "\ud83d", "a\u3000b", "\u2028", "\U000f0000", "\x85\u202e"]
+)
+def test_it_refuses_invisible_or_broken_reactions(
+    bunsho_channel: Conversation, alice: User, bob: User, emoji: str
+) -> None:
+    """A bidirectional override or a zero-width space makes a reaction look like another
+    one (or like nothing); a lone surrogate cannot be stored."""
+    message = send(alice, bunsho_channel, "確認お願いします")
+    with pytest.raises(ChatError) as refused:
+        do_toggle_reaction(message, emoji=emoji, add=True, acting_user=bob)
+    assert refused.value.code == "bad_emoji"
+    assert not Reaction.objects.exists()
+
+
+def test_it_forwards_a_message_as_long_as_a_message_may_be(
+    bunsho_channel: Conversation,
+    project: Conversation,
+    alice: User,
+    bob: User,
+    settings: SettingsWrapper,
+) -> None:
+    """The quote marks made the forward longer than the limit: it was refused."""
+    settings.CHAT_MESSAGE_MAX_CHARS = 100
+    original = send(bob, bunsho_channel, "\n".join(["議事"] * 33))  # 98 characters
+    target = access.access_conversation_for_post(alice, project.pk)
+    forwarded, created = check_forward_message(
+        original, target, comment="共有します", client_key="fwd-long", acting_user=alice
+    )
+    assert created
+    assert len(forwarded.text) <= 100
+    assert forwarded.text.startswith("共有します\n> 議事\n> 議事")
+    assert forwarded.text.endswith("…")
+    assert forwarded.forwarded_from_id == original.pk
+
+
+def test_it_reads_mentions_of_many_departments_in_a_few_queries(
+    channels: dict[str, Conversation],
+    ward: dict[str, Department],
+    alice: User,
+    bob: User,
+    charlie: User,
+    django_assert_num_queries: Any,
+) -> None:
+    """One query per 所属 named made a message naming every 所属 cost hundreds."""
+    shomu = make_department("112", "庶務係", "kakari", ward["somu_ka"])
+    fumi = make_staff("fumi", "福田", "文", shomu, number="10020")
+    membership.sync_users([fumi.pk], ensure=False)
+    somu_bu = channels["somu_bu"]
+    text = "@文書係 @総務課 @総務部 @戸籍住民課 @区民部 @庶務係 @111 @110 各位"
+    # 1 the members' usernames, 2 the 所属, 3 the members of their channels, 4 which
+    # 所属 without members have a channel, 5 the people posted where there is none.
+    with django_assert_num_queries(5):
+        mentions = parse_mentions(text, somu_bu, sender_id=alice.pk)
+    assert mentions.user_ids == sorted([bob.pk, fumi.pk])

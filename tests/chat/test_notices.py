@@ -120,7 +120,37 @@ def test_it_makes_one_notices_conversation_when_two_first_notices_arrive_at_once
     assert errors == []
     [conversation] = Conversation.objects.filter(kind=Conversation.Kind.NOTICES)
     assert conversation.direct_key == f"notices:{alice.pk}"
-    assert list(Membership.objects.filter(conversation=conversation).values_list("user_id", flat=True)) == [alice.pk]
+    assert list(
+        Membership.objects.filter(conversation=conversation).values_list("user_id", flat=True)
+    ) == [alice.pk]
     texts = sorted(Message.objects.filter(conversation=conversation).values_list("text", flat=True))
     assert texts == ["同時のお知らせ0", "同時のお知らせ1", "同時のお知らせ2"]
-    assert sorted(Message.objects.filter(conversation=conversation).values_list("seq", flat=True)) == [1, 2, 3]
+    assert sorted(
+        Message.objects.filter(conversation=conversation).values_list("seq", flat=True)
+    ) == [1, 2, 3]
+
+
+def test_it_tells_the_persons_open_clients_about_a_new_notices_conversation(
+    alice: User, sent: list[tuple[dict[str, object], list[int]]]
+) -> None:
+    first = notify_person(alice, "一件目")
+    notify_person(alice, "二件目")
+    assert first is not None
+
+    added = [
+        (payload, ids)
+        for payload, ids in sent
+        if payload.get("op") == "conversation" and payload.get("change") == "added"
+    ]
+    # Once, when it was made: clients add it to their list without a reload.
+    assert added == [
+        (
+            {
+                "type": "chat",
+                "op": "conversation",
+                "conversation": first.conversation_id,
+                "change": "added",
+            },
+            [alice.pk],
+        )
+    ]

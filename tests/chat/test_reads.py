@@ -17,7 +17,7 @@ from yakuba.chat.actions.messages import (
     do_edit_message,
     do_toggle_reaction,
 )
-from yakuba.chat.actions.reads import do_mark_read
+from yakuba.chat.actions.reads import do_mark_read, do_mark_thread_read
 from yakuba.chat.models import Conversation, Membership, MentionNotice, Message, ReadMark
 from yakuba.directory.models import User
 from yakuba.lib import clock
@@ -249,3 +249,54 @@ def test_it_ignores_a_pointer_that_does_not_move(
     send(alice, bunsho_channel, "一")
     assert not read(bob, bunsho_channel, seq)
     assert not ReadMark.objects.filter(user=bob).exists()
+
+
+def test_it_counts_kidoku_of_a_reply_from_the_thread_pointers(
+    bunsho_channel: Conversation,
+    alice: User,
+    bob: User,
+    dora: User,
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    """A reply is shown in its thread only: Dora reading the timeline past it has not
+    read it; Bob opening the thread has."""
+    root = send(alice, bunsho_channel, "引越しの段取り")
+    reply = send(alice, bunsho_channel, "段ボールは50箱", thread_root_id=root.pk)
+    later = send(alice, bunsho_channel, "別件")
+    read(dora, bunsho_channel, later.seq)
+    assert queries.read_counts(bunsho_channel, [reply]) == {reply.pk: 0}
+    root.refresh_from_db()
+    do_mark_thread_read(bob, root, up_to_seq=reply.seq)
+    # 1 the members' pointers, 2 the thread pointers.
+    with django_assert_num_queries(2):
+        counts = queries.read_counts(bunsho_channel, [root, reply, later])
+    assert counts == {root.pk: 1, reply.pk: 1, later.pk: 1}
+
+
+def test_it_counts_a_mention_in_a_thread_until_the_thread_is_read(
+    bunsho_channel: Conversation, alice: User, bob: User
+) -> None:
+    root = send(bob, bunsho_channel, "書庫の整理")
+    reply = send(alice, bunsho_channel, "@bob 鍵をお願いします", thread_root_id=root.pk)
+    later = send(alice, bunsho_channel, "別件です")
+    read(bob, bunsho_channel, later.seq)  # the timeline, not the thread
+
+    def mentions() -> int:
+        rows = {row["id"]: row for row in queries.conversation_list(bob)}
+        return int(rows[bunsho_channel.pk]["mentions_unread"])
+
+    assert mentions() == 1
+    root.refresh_from_db()
+    assert do_mark_thread_read(bob, root, up_to_seq=reply.seq)
+    assert mentions() == 0
+
+
+def test_it_tells_where_the_pointer_is_when_another_tab_moved_it(
+    bunsho_channel: Conversation, alice: User, bob: User
+) -> None:
+    for text in ("一", "二", "三"):
+        send(alice, bunsho_channel, text)
+    stale = access.access_conversation_for_post(bob, bunsho_channel.pk)
+    assert read(bob, bunsho_channel, 3)  # another tab, meanwhile
+    assert not do_mark_read(stale, up_to_seq=3)
+    assert stale.last_read_seq == 3

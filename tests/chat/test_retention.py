@@ -357,6 +357,22 @@ def test_it_lets_an_auditor_set_a_legal_hold_over_the_api(
     assert bunsho_channel.legal_hold
 
 
+def test_it_answers_400_to_a_hold_reason_with_control_characters(
+    erin: User, bunsho_channel: Conversation
+) -> None:
+    # PostgreSQL refuses NUL in text and in jsonb: without the check, a 500.
+    response = as_user(erin).put(
+        f"/api/chat/conversations/{bunsho_channel.pk}/legal-hold",
+        json.dumps({"on": True, "reason": "事件\u0000番号"}),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400, response.content
+    assert json.loads(response.content)["error"]["code"] == "bad_reason"
+    bunsho_channel.refresh_from_db()
+    assert not bunsho_channel.legal_hold
+
+
 def test_it_refuses_retention_and_hold_to_everyone_else(
     alice: User, bob: User, dora: User, bunsho_channel: Conversation
 ) -> None:

@@ -405,6 +405,11 @@ def test_it_answers_bad_requests_with_a_clear_400(bob: User, bunsho_channel: Con
         ({"q": "予約", "from": "2026-04-02", "to": "2026-04-01"}, "bad_dates", "from"),
         ({"q": "予約", "has_file": "maybe"}, "bad_request", "has_file"),
         ({"q": "予約", "person": "alice"}, "bad_request", "person"),
+        # Days at the ends of the calendar: the day after, or UTC, does not exist.
+        ({"q": "予約", "to": "9999-12-31"}, "bad_date", "to"),
+        ({"q": "予約", "from": "0001-01-01"}, "bad_date", "from"),
+        ({"q": "予約", "person": "9" * 30}, "bad_request", "person"),
+        ({"q": "予約", "before": "9" * 30}, "bad_request", "before"),
     )
     for params, code, field in cases:
         response = client.get("/api/chat/search", params)

@@ -364,3 +364,20 @@ def test_it_refuses_control_characters_in_the_username(
     error = assert_error(post(secret, {"text": "a", "username": "防災\u0000"}), 400, "invalid")
     assert "username" in error["fields"]
     assert messages(project) == []
+
+
+def test_it_makes_no_webhook_into_a_direct_message(alice: User, bob: User, ida: User) -> None:
+    # Only IT "manages" a direct message; a system posting into two people's
+    # conversation would pass for part of it.
+    from yakuba.chat.actions.conversations import do_get_or_create_direct
+
+    direct, _created = do_get_or_create_direct(alice, bob, acting_user=alice)
+    it = Client()
+    it.force_login(ida)
+    response = it.post(
+        f"/api/chat/conversations/{direct.pk}/webhooks",
+        {"name": "監視"},
+        content_type="application/json",
+    )
+    assert_error(response, 403, "forbidden")
+    assert not IncomingWebhook.objects.exists()

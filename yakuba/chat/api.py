@@ -25,8 +25,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, JsonResponse
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import AuthenticationError
@@ -37,6 +38,7 @@ from yakuba.chat import access, queries
 from yakuba.chat.actions import ChatError
 from yakuba.chat.actions import conversations as conv_actions
 from yakuba.chat.actions.messages import (
+    CONTROL,
     check_forward_message,
     check_send_message,
     do_delete_message,
@@ -102,6 +104,10 @@ def error_response(exc: ChatError) -> JsonResponse:
 
 # --- Schemas ------------------------------------------------------------------------------
 
+# An id in a body: a number the database can hold (a larger one crashed the look-up with
+# a 500 instead of answering 422).
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
 
 class ConversationOut(Schema):
     id: int
@@ -152,7 +158,7 @@ class ConversationIn(Schema):
     name: str = Field("", max_length=200)
     description: str = Field("", max_length=2000)
     is_private: bool = False
-    members: list[str] = Field([], description="usernames")
+    members: list[str] = Field([], description="usernames", max_length=500)
 
 
 class ConversationPatch(Schema):
@@ -256,8 +262,8 @@ class ChangesQuery(Schema):
 class MessageIn(Schema):
     text: str = ""
     client_key: str = Field(..., min_length=1, max_length=64)
-    thread_root: int | None = None
-    attachments: list[int] = Field([], max_length=20)
+    thread_root: Id | None = None
+    attachments: list[Id] = Field([], max_length=20)
     confirm_mentions: bool = False
 
 
@@ -271,7 +277,7 @@ class ReactionIn(Schema):
 
 
 class ForwardIn(Schema):
-    conversation: int
+    conversation: Id
     comment: str = ""
     client_key: str = Field(..., min_length=1, max_length=64)
     confirm_mentions: bool = False
@@ -309,6 +315,11 @@ def create_conversation(
     direct message (``members``: the one other person; 200 when it exists already) or a
     group message (``members``, optional ``name``)."""
     user = caller(request)
+    if user.kind == User.Kind.BOT:
+        # Bots post only where an IT administrator put them; a bot's token must not be
+        # able to open a direct message with anyone.  (Guests: the actions refuse them.)
+        record_denial(actor=user, what="chat.create")
+        raise PermissionDenied("chat.create")
     people = _users(payload.members)
     created = True
     if payload.kind == "project":
@@ -542,8 +553,9 @@ def mark_read(
     request: HttpRequest, conversation_id: int, payload: ReadIn
 ) -> ReadOut | JsonResponse:
     """The caller was shown the conversation up to ``seq`` (forward only, capped at the
-    newest message)."""
-    membership = access.access_conversation_for_post(caller(request), conversation_id)
+    newest message).  Members only, also in an archived conversation and in their
+    お知らせ, where nobody may post but unread counts must still go down."""
+    membership = _membership(caller(request), conversation_id)
     moved = do_mark_read(membership, up_to_seq=payload.seq)
     return ReadOut(moved=moved, last_read_seq=membership.last_read_seq)
 
@@ -642,7 +654,9 @@ def get_thread(request: HttpRequest, message_id: int) -> ThreadOut:
 def mark_thread_read(
     request: HttpRequest, message_id: int, payload: ReadIn
 ) -> ReadOut | JsonResponse:
-    user, root = _message_for_post(request, message_id)
+    user = caller(request)
+    root = access.access_message(user, message_id)
+    _membership(user, root.conversation_id)
     if root.thread_root_id is not None:
         raise ChatError(
             "スレッドの最初のメッセージを指定してください。",
@@ -676,8 +690,10 @@ def list_readers(request: HttpRequest, message_id: int) -> list[ReaderOut] | Jso
 def _users(usernames: Sequence[str]) -> list[User]:
     """Active users by username, in the order given; unknown ones refused (400)."""
     wanted = [name.strip() for name in usernames if name.strip()]
-    found = {u.username: u for u in User.objects.filter(username__in=wanted, is_active=True)}
-    missing = [name for name in wanted if name not in found]
+    # A name no account can have is not looked up (PostgreSQL refuses NUL in a query).
+    possible = [name for name in wanted if len(name) <= 150 and not CONTROL.search(name)]
+    found = {u.username: u for u in User.objects.filter(username__in=possible, is_active=True)}
+    missing = [CONTROL.sub("?", name[:150]) for name in wanted if name not in found]
     if missing:
         raise ChatError(
             f"見つからない利用者がいます: {', '.join(missing[:10])}",
@@ -689,9 +705,12 @@ def _users(usernames: Sequence[str]) -> list[User]:
 
 
 def _membership(user: User, conversation_id: int) -> Membership:
+    """The caller's membership of a conversation they may read (archived or not); a
+    reader who is not a member (staff in a public channel) is refused, and audited."""
     conversation = access.access_conversation(user, conversation_id)
     membership = access.membership_of(user, conversation)
     if membership is None:
+        record_denial(actor=user, what="chat.member", target=conversation)
         raise ChatError(
             "この会話に参加していません。",
             "You are not a member of this conversation.",

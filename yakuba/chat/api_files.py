@@ -84,10 +84,11 @@ def _api_error(error: ChatError) -> ApiError:
 def upload_attachment(request: HttpRequest, conversation_id: int) -> Status[dict[str, Any]]:
     user = caller(request)
     membership = access.access_conversation_for_post(user, conversation_id)
+    # Read the body first: only then has the site-wide handler had its say.
+    upload = request.FILES.get("file")
     if getattr(request, "upload_refused", False):
         # The site-wide handler stopped reading a body above its own (larger) limit.
         raise _api_error(too_large())
-    upload = request.FILES.get("file")
     if not isinstance(upload, UploadedFile):
         raise ApiError(
             "file_missing",

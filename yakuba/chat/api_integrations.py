@@ -16,13 +16,14 @@ from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
 from yakuba.audit.record import record_denial
 from yakuba.chat import webhooks
 from yakuba.chat.access import access_conversation_for_manage
 from yakuba.chat.actions import ChatError
-from yakuba.chat.models import Conversation, IncomingWebhook, OutgoingWebhook
+from yakuba.chat.models import Conversation, IncomingWebhook
 from yakuba.directory.access import is_it_admin
 from yakuba.directory.models import User
 from yakuba.lib.api_auth import caller
@@ -162,7 +163,7 @@ def post_to_hook(request: HttpRequest, secret: str) -> HttpResponse:
         response = _bad(
             404,
             "not_found",
-            "このWebhookのURLは無効です（失効したか、URLが違います）。",
+            _("このWebhookのURLは無効です（失効したか、URLが違います）。"),
             "Unknown or revoked webhook URL.",
         )
     except Exception:
@@ -170,9 +171,7 @@ def post_to_hook(request: HttpRequest, secret: str) -> HttpResponse:
         response = _bad(500, "server_error", None, None)
     if response.status_code >= 400:
         response._has_been_logged = True  # type: ignore[attr-defined]  # django.utils.log
-        log.warning(
-            "incoming webhook %s answered %s", _public_part(secret), response.status_code
-        )
+        log.warning("incoming webhook %s answered %s", _public_part(secret), response.status_code)
     return response
 
 
@@ -191,14 +190,14 @@ def _post_to_hook(request: HttpRequest, secret: str) -> HttpResponse:
         return _bad(
             415,
             "unsupported_media_type",
-            "本文はJSONにし、Content-Type: application/json を付けて送ってください。",
+            _("本文はJSONにし、Content-Type: application/json を付けて送ってください。"),
             "Send the body with Content-Type: application/json.",
         )
     limit: int = settings.CHAT_WEBHOOK_MAX_BYTES
     too_large = _bad(
         413,
         "payload_too_large",
-        f"本文が大きすぎます。{limit}バイト以内にしてください。",
+        _("本文が大きすぎます。{limit}バイト以内にしてください。").format(limit=limit),
         f"The body is larger than {limit} bytes.",
     )
     declared = request.META.get("CONTENT_LENGTH") or "0"
@@ -213,21 +212,23 @@ def _post_to_hook(request: HttpRequest, secret: str) -> HttpResponse:
         return _bad(
             400,
             "bad_json",
-            "本文をUTF-8で送ってください。",
+            _("本文をUTF-8で送ってください。"),
             "The body is not valid UTF-8.",
         )
     except json.JSONDecodeError as exc:
         return _bad(
             400,
             "bad_json",
-            f"JSONの形式が正しくありません（{exc.lineno}行{exc.colno}文字目: {exc.msg}）。",
+            _("JSONの形式が正しくありません（{line}行{column}文字目: {reason}）。").format(
+                line=exc.lineno, column=exc.colno, reason=exc.msg
+            ),
             f"Malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.",
         )
     except RecursionError:
         return _bad(
             400,
             "bad_json",
-            "JSONの入れ子が深すぎます。入れ子を浅くして送ってください。",
+            _("JSONの入れ子が深すぎます。入れ子を浅くして送ってください。"),
             "The JSON is nested too deeply.",
         )
     try:
@@ -298,7 +299,7 @@ def revoke_webhook(request: HttpRequest, webhook_id: int) -> Status[None]:
     webhook = IncomingWebhook.objects.filter(pk=webhook_id).first()
     if webhook is None:
         raise ApiError(
-            "not_found", message="Webhookが見つかりません。", message_en="No such webhook."
+            "not_found", message=_("Webhookが見つかりません。"), message_en="No such webhook."
         )
     access_conversation_for_manage(user, webhook.conversation_id)
     webhooks.do_revoke_incoming_webhook(webhook, acting_user=user)
@@ -313,28 +314,29 @@ def _require_it_admin(user: User) -> None:
         record_denial(actor=user, what="chat.bots")
         raise ApiError(
             "forbidden",
-            message="ボットを管理できるのは情報システム管理者だけです。",
+            message=_("ボットを管理できるのは情報システム管理者だけです。"),
             message_en="Only IT administrators manage bots.",
         )
 
 
-def _bot_out(bot: User) -> dict[str, Any]:
-    hook = OutgoingWebhook.objects.filter(bot=bot, is_active=True).order_by("-pk").first()
+def _bot_out(bot: User, summary: webhooks.BotSummary | None = None) -> dict[str, Any]:
+    summary = summary or webhooks.bot_summaries([bot])[bot.pk]
     return {
         "id": bot.pk,
         "username": bot.username,
         "display_name": bot.display_name,
         "is_active": bot.is_active,
-        "conversations": sorted(bot.chat_memberships.values_list("conversation_id", flat=True)),
-        "outgoing_url": hook.url if hook else None,
+        "conversations": summary.conversations,
+        "outgoing_url": summary.outgoing_url,
     }
 
 
 @router.get("/bots", response=BotList, summary="チャットボットの一覧")
 def list_bots(request: HttpRequest) -> dict[str, Any]:
     _require_it_admin(caller(request))
-    bots = User.objects.filter(kind=User.Kind.BOT).order_by("username")
-    return {"items": [_bot_out(bot) for bot in bots]}
+    bots = list(User.objects.filter(kind=User.Kind.BOT).order_by("username"))
+    summaries = webhooks.bot_summaries(bots)
+    return {"items": [_bot_out(bot, summaries[bot.pk]) for bot in bots]}
 
 
 @router.post("/bots", response={201: BotCreated}, summary="チャットボットを作成する")
@@ -349,9 +351,9 @@ def create_bot(request: HttpRequest, payload: BotIn) -> Status[dict[str, Any]] |
     if missing:
         raise ApiError(
             "not_found",
-            message=f"会話 {', '.join(map(str, missing))} が見つかりません。",
+            message=_("会話 {ids} が見つかりません。").format(ids=", ".join(map(str, missing))),
             message_en=f"No conversation {missing}.",
-            fields={"conversations": ["見つからない会話があります。"]},
+            fields={"conversations": [_("見つからない会話があります。")]},
         )
     try:
         bot = webhooks.do_create_bot(
@@ -375,6 +377,8 @@ def revoke_bot(request: HttpRequest, bot_id: int) -> Status[None]:
     _require_it_admin(user)
     bot = User.objects.filter(pk=bot_id, kind=User.Kind.BOT).first()
     if bot is None:
-        raise ApiError("not_found", message="ボットが見つかりません。", message_en="No such bot.")
+        raise ApiError(
+            "not_found", message=_("ボットが見つかりません。"), message_en="No such bot."
+        )
     webhooks.do_revoke_bot(bot, acting_user=user)
     return Status(204, None)

@@ -46,11 +46,19 @@ def _api_error(error: ChatError) -> ApiError:
     )
 
 
+# Dates outside these years are typing mistakes, and at the calendar's ends the next
+# day (the end of a range) or the instant in UTC does not exist: a 500, not an answer.
+FIRST_DATE = dt.date(1900, 1, 1)
+LAST_DATE = dt.date(2999, 12, 31)
+# Ids beyond a 64-bit integer cannot name a row (and SQLite cannot bind them).
+MAX_ID = 2**63 - 1
+
+
 def _date(value: str | None, name: str) -> dt.date | None:
     if not value:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         message = _("日付は 2026-04-01 のように 年-月-日 で指定してください。")
         raise ApiError(
@@ -60,6 +68,16 @@ def _date(value: str | None, name: str) -> dt.date | None:
             message_en=f"{name}: a date is written YYYY-MM-DD",
             fields={name: [message]},
         ) from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        message = _("日付は1900年から2999年までの範囲で指定してください。")
+        raise ApiError(
+            "bad_date",
+            status=400,
+            message=message,
+            message_en=f"{name}: a date between 1900 and 2999",
+            fields={name: [message]},
+        )
+    return day
 
 
 def _id(value: str | None, name: str) -> int | None:
@@ -69,7 +87,7 @@ def _id(value: str | None, name: str) -> int | None:
         number = int(value)
     except ValueError:
         number = 0
-    if number < 1:
+    if not 1 <= number <= MAX_ID:
         message = _("番号（ID）の形式が正しくありません。")
         raise ApiError(
             "bad_request",

@@ -27,10 +27,12 @@ QUOTE = re.compile(r"^(?:>|＞) ?(.*)$")
 BULLET = re.compile(r"^\s*[-*・] (.*)$")
 NUMBERED = re.compile(r"^\s*\d{1,4}[.)] (.*)$")
 # One pass over the text: inline code first (nothing inside it is formatted), then bold,
-# URLs (ASCII up to a space or a character that cannot end one), mentions.
+# URLs (ASCII up to a space or a character that cannot end one), mentions.  Bold stops
+# looking for its end at the next ``**``: without that, each of many unclosed ``**`` would
+# scan to the end of the line, quadratic in the length (seconds for one long message).
 INLINE = re.compile(
     r"(?P<code>`[^`\n]+`)"
-    r"|(?P<bold>\*\*(?=\S)(?P<inner>.+?)(?<=\S)\*\*)"
+    r"|(?P<bold>\*\*(?=\S)(?P<inner>(?:(?!\*\*).)+?)(?<=\S)\*\*)"
     r"|(?P<url>(?:(?:https?|ftp)://|www\.)(?:(?![<>\"'`])[!-~])+)"
     r"|(?P<mention>(?<![A-Za-z0-9_.])[@＠](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_]|[^\s@＠!-/:-@\[-`{-~、。，．・「」（）]+))"
 )
@@ -38,9 +40,10 @@ URL_TRAILING = ".,;:!?)]}'\"<>`*"
 # The Japanese word for everyone, often followed by the text without a space.
 EVERYONE = "全員"
 # Honorifics and particles that follow a name without a space; not part of the mention.
-MENTION_SUFFIX = re.compile(
-    r"(?:さん|様|さま|殿|くん|ちゃん|各位|の皆さん|の皆様|へ|に|は|が|も|と)+$"
-)
+MENTION_SUFFIXES = (
+    "さん", "様", "さま", "殿", "くん", "ちゃん", "各位", "の皆さん", "の皆様",
+    "へ", "に", "は", "が", "も", "と",
+)  # fmt: skip
 
 
 def render_html(text: str) -> str:
@@ -103,13 +106,31 @@ def inline_html(text: str, *, bold: bool = True) -> str:
             if mention[1:].startswith(EVERYONE) and len(mention) > 1 + len(EVERYONE):
                 position -= len(mention) - 1 - len(EVERYONE)
                 mention = mention[: 1 + len(EVERYONE)]
-            suffix = MENTION_SUFFIX.search(mention[1:])
-            if suffix and suffix.start() > 0:
-                position -= len(suffix.group(0))
-                mention = mention[: 1 + suffix.start()]
+            start = _suffix_start(mention[1:])
+            if start is not None and start > 0:
+                position -= len(mention) - 1 - start
+                mention = mention[: 1 + start]
             out.append(f'<span class="mention">{escape(mention)}</span>')
     out.append(escape(text[position:]))
     return "".join(out)
+
+
+def _suffix_start(name: str) -> int | None:
+    """Where the run of honorifics and particles that ends ``name`` starts (the first
+    index from which the rest is made of ``MENTION_SUFFIXES`` only), or None.  Worked
+    out from the end in one pass: a regular expression searched from each start is
+    quadratic in the length of the name (seconds for a long run of 「は」)."""
+    ends_here = [False] * (len(name) + 1)
+    ends_here[len(name)] = True
+    first: int | None = None
+    for index in range(len(name) - 1, -1, -1):
+        ends_here[index] = any(
+            name.startswith(suffix, index) and ends_here[index + len(suffix)]
+            for suffix in MENTION_SUFFIXES
+        )
+        if ends_here[index]:
+            first = index
+    return first
 
 
 def _group(pattern: re.Pattern[str], line: str) -> str:

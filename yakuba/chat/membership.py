@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, QuerySet
 
 from yakuba.audit.models import AuditAction
@@ -51,6 +51,8 @@ SYSTEM_LABEL = "所属チャンネルの同期"
 SYNC_BATCH = 1000
 # Stale memberships deleted per statement (by primary key).
 DELETE_BATCH = 500
+# pg_advisory_xact_lock key that serialises the syncs ("chtm").
+SYNC_LOCK = 0x6368746D
 
 
 @dataclass
@@ -255,6 +257,7 @@ def sync_users(user_ids: Iterable[int], *, ensure: bool = True) -> SyncOutcome:
     if not ids:
         return outcome
     with transaction.atomic():
+        _lock_syncs()
         if ensure:
             outcome.merge(ensure_department_channels())
         tree = _Tree()
@@ -291,6 +294,19 @@ def sync_users(user_ids: Iterable[int], *, ensure: bool = True) -> SyncOutcome:
             Membership.objects.filter(pk__in=stale[start : start + DELETE_BATCH]).delete()
         _send_events(outcome)
     return outcome
+
+
+def _lock_syncs() -> None:
+    """One sync at a time, until the transaction ends.  On PostgreSQL a sync reads the
+    posts, then the memberships: without the lock, a directory change committing in
+    between (its own sync moved the memberships) would be undone from the posts read
+    before it, putting a person moved out back into the old channel until the next
+    hourly run.  The directory's transaction takes the lock when it syncs, after its
+    own writes; a sync that holds the lock first either saw none of those writes or
+    all of them.  (SQLite: BEGIN IMMEDIATE serialises every writer already.)"""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK])
 
 
 def _send_events(outcome: SyncOutcome) -> None:

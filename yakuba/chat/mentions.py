@@ -82,7 +82,7 @@ def parse_mentions(text: str, conversation: Conversation, *, sender_id: int | No
     """The mentions in ``text`` for a message in ``conversation`` by ``sender_id``.
 
     Queries: none without an ``@``; otherwise one for the members' usernames, one for
-    the 所属, and one per 所属 mentioned (its channel's members)."""
+    the 所属, and when 所属 are mentioned at most three more, however many."""
     words = candidates(text)
     if not words:
         return Mentions()
@@ -116,33 +116,43 @@ def parse_mentions(text: str, conversation: Conversation, *, sender_id: int | No
             named.add(members[name])
         else:
             department_ids |= by_name[name]
-    for department_id in sorted(department_ids):
-        named |= _department_people(department_id, departments) & member_ids
+    if department_ids:
+        named |= _department_people(department_ids, departments) & member_ids
     named.discard(sender_id or 0)
     notified = (member_ids - {sender_id or 0}) if channel else named
     return Mentions(user_ids=sorted(named), channel=channel, notify_count=len(notified))
 
 
 def _department_people(
-    department_id: int, departments: Sequence[tuple[int, int | None, str, str]]
+    department_ids: set[int], departments: Sequence[tuple[int, int | None, str, str]]
 ) -> set[int]:
-    """The members of the 所属's channel, or (no channel) the people posted there or in
-    a 所属 below it: the same people, by the rule channels follow."""
-    channel_members = set(
-        Membership.objects.filter(
-            conversation__kind=Conversation.Kind.DEPARTMENT,
-            conversation__department_id=department_id,
-        ).values_list("user_id", flat=True)
-    )
-    if channel_members or Conversation.objects.filter(department_id=department_id).exists():
-        return channel_members
-    ids = {department_id}
+    """The members of the 所属s' channels, and for a 所属 without a channel the people
+    posted there or in a 所属 below it: the same people, by the rule channels follow.
+    At most three queries however many 所属 a message names."""
+    people: set[int] = set()
+    with_channel: set[int] = set()
+    for department_id, user_id in Membership.objects.filter(
+        conversation__kind=Conversation.Kind.DEPARTMENT,
+        conversation__department_id__in=department_ids,
+    ).values_list("conversation__department_id", "user_id"):
+        with_channel.add(department_id)
+        people.add(user_id)
+    without = department_ids - with_channel
+    if without:
+        without -= set(
+            Conversation.objects.filter(department_id__in=without).values_list(
+                "department_id", flat=True
+            )
+        )
+    if not without:
+        return people
+    ids = set(without)
     changed = True
     while changed:
         below = {pk for pk, parent, _c, _n in departments if parent in ids and pk not in ids}
         ids |= below
         changed = bool(below)
-    return set(
+    return people | set(
         User.objects.filter(is_active=True)
         .filter(Q(staff__department_id__in=ids) | Q(staff__concurrent_posts__department_id__in=ids))
         .values_list("pk", flat=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
+from yakuba.chat import events
 from yakuba.chat.actions.messages import do_post_notice
 from yakuba.chat.models import Conversation, Membership, Message
 from yakuba.directory.models import Department, User
@@ -22,13 +23,18 @@ SYSTEM_LABEL = "役場システム"
 
 
 def notices_conversation(user: User) -> Conversation:
-    """The person's お知らせ conversation, made the first time (race-safe: the key is
-    unique, so two first notices at once end in one conversation)."""
+    """The person's お知らせ conversation, made the first time (race-safe: the key and
+    the membership are unique, and ``get_or_create`` inserts in a savepoint and reads the
+    other's row on a conflict, so two first notices at once end in one conversation with
+    one member).  When the membership is new, the person's open clients are told after
+    commit (a persisted event, as for any conversation someone is added to)."""
     conversation, _created = Conversation.objects.get_or_create(
         direct_key=f"notices:{user.pk}",
         defaults={"kind": Conversation.Kind.NOTICES, "name": str(_("お知らせ"))},
     )
-    Membership.objects.get_or_create(conversation=conversation, user=user)
+    _membership, joined = Membership.objects.get_or_create(conversation=conversation, user=user)
+    if joined:
+        events.notify_conversation(conversation, "added", [user.pk])
     return conversation
 
 

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, Min, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from yakuba.chat import events
 from yakuba.chat.models import Attachment, Conversation, Membership, Message, ReadMark, ThreadRead
@@ -61,7 +62,8 @@ def conversation_list(user: User) -> list[dict[str, Any]]:
     1. the memberships with their conversations and member counts;
     2. unread counts and first unread seq per conversation (one grouped query);
     3. the unread messages that mention anyone (mentions of ``user`` counted here: a
-       JSON ``contains`` is not available on SQLite);
+       JSON ``contains`` is not available on SQLite); a reply is unread until the
+       person's pointer in its thread passes it;
     4. the other members' names in direct and unnamed group conversations, and the
        other person's id of a direct message (for the presence dot); only when there
        are such conversations.
@@ -87,10 +89,17 @@ def conversation_list(user: User) -> list[dict[str, Any]]:
     )
     unread = {row["conversation_id"]: (row["unread"], row["first"]) for row in unread_rows}
     mentioned: dict[int, int] = {}
+    # A mention in a thread reply is read when the thread is (threads have their own
+    # unread state), not when the timeline's pointer passes the reply's seq.
+    thread_seen = ThreadRead.objects.filter(root=OuterRef("thread_root_id"), user=user).values(
+        "last_read_seq"
+    )[:1]
     mention_rows = (
-        Message.objects.filter(
+        Message.objects.annotate(thread_seen=Coalesce(Subquery(thread_seen), 0))
+        .filter(
+            Q(thread_root__isnull=True, seq__gt=F("conversation__memberships__last_read_seq"))
+            | Q(thread_root__isnull=False, seq__gt=F("thread_seen")),
             conversation__memberships__user=user,
-            seq__gt=F("conversation__memberships__last_read_seq"),
             deleted_at__isnull=True,
         )
         .exclude(sender=user)
@@ -241,16 +250,33 @@ def pins(conversation: Conversation) -> list[Message]:
 
 
 def read_counts(conversation: Conversation, messages: Sequence[Message]) -> dict[int, int]:
-    """既読 N of each message: the other members (not the sender) whose read pointer
-    reached its seq.  One query (the pointers), whatever the number of messages."""
+    """既読 N of each message: the other members (not the sender) who were shown it.  A
+    top-level message is shown in the timeline: the members' read pointers that reached
+    its seq.  A reply is shown in its thread only: the members' thread pointers (the
+    conversation's pointer passing a reply's seq says nothing about the thread).
+
+    Queries: the members' pointers; and the thread pointers when there are replies."""
     pointers = dict(
         Membership.objects.filter(conversation=conversation).values_list("user_id", "last_read_seq")
     )
-    ordered = sorted(pointers.values())
+    roots = {m.thread_root_id for m in messages if m.thread_root_id is not None}
+    in_threads: dict[int, dict[int, int]] = {}
+    if roots:
+        for thread_id, user_id, seq in ThreadRead.objects.filter(
+            root_id__in=roots,
+            user_id__in=Membership.objects.filter(conversation=conversation).values("user_id"),
+        ).values_list("root_id", "user_id", "last_read_seq"):
+            in_threads.setdefault(thread_id, {})[user_id] = seq
+    ordered: dict[int | None, list[int]] = {None: sorted(pointers.values())}
+    for thread_id, by_user in in_threads.items():
+        ordered[thread_id] = sorted(by_user.values())
     counts: dict[int, int] = {}
     for message in messages:
-        reached = len(ordered) - bisect.bisect_left(ordered, message.seq)
-        if message.sender_id is not None and pointers.get(message.sender_id, 0) >= message.seq:
+        root_id = message.thread_root_id
+        mine = pointers if root_id is None else in_threads.get(root_id, {})
+        seqs = ordered.get(root_id, [])
+        reached = len(seqs) - bisect.bisect_left(seqs, message.seq)
+        if message.sender_id is not None and mine.get(message.sender_id, 0) >= message.seq:
             reached -= 1
         counts[message.pk] = reached
     return counts

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
@@ -51,6 +52,9 @@ PURGE_BATCH = 500
 # About a hundred years: a typo like 365000 is refused rather than taken.
 MAX_RETENTION_DAYS = 36_500
 MAX_REASON_CHARS = 500
+# Control characters (tabs and line breaks allowed): PostgreSQL refuses NUL in text and
+# jsonb, and the reason is shown in the audit log.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def effective_retention_days(conversation: Conversation) -> int | None:
@@ -131,6 +135,13 @@ def check_set_legal_hold(
             _("訴訟ホールドを設定・解除する理由（事件名や請求番号など）を入力してください。"),
             "a legal hold change needs a reason",
             code="reason_required",
+            field="reason",
+        )
+    if CONTROL.search(reason):
+        raise ChatError(
+            _("理由に使えない文字（制御文字）が含まれています。取り除いてください。"),
+            "the reason holds control characters",
+            code="bad_reason",
             field="reason",
         )
     if len(reason) > MAX_REASON_CHARS:

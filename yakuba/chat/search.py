@@ -204,9 +204,9 @@ def _matching(scope: QuerySet[Message], terms: Sequence[str]) -> QuerySet[Messag
             # readable message, the index unused).  The files' side needs no scope of its
             # own: the outer filter keeps only readable, undeleted messages.
             by_text = Message.objects.filter(text__icontains=term).values("pk")
-            by_name = Attachment.objects.filter(
-                name__icontains=term, message__isnull=False
-            ).values("message_id")
+            by_name = Attachment.objects.filter(name__icontains=term, message__isnull=False).values(
+                "message_id"
+            )
             scope = scope.filter(Q(pk__in=by_text) | Q(pk__in=by_name))
             continue
         in_files = Attachment.objects.filter(message=OuterRef("pk"), name__icontains=term)

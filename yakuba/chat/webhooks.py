@@ -66,6 +66,10 @@ CHAT_SCOPE = "chat:send"
 LABEL_MAX = 50
 BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 NAME_MAX = 100
+# The kinds of conversation an incoming webhook may post into.
+WEBHOOK_KINDS = frozenset(
+    {Conversation.Kind.DEPARTMENT, Conversation.Kind.PROJECT, Conversation.Kind.GROUP}
+)
 # Outgoing webhooks: the largest answer read, and attempts before giving up.
 REPLY_MAX_BYTES = 65536
 SIGNATURE_HEADER = "X-Yakuba-Signature"
@@ -187,6 +191,15 @@ def do_create_incoming_webhook(
             _("Webhookの名前は{max}文字以内にしてください。").format(max=NAME_MAX),
             f"The name must be at most {NAME_MAX} characters.",
             field="name",
+        )
+    if conversation.kind not in WEBHOOK_KINDS:
+        # A direct message is two people's alone: nobody but IT "manages" it, and a
+        # system posting into it would look like part of their conversation.
+        raise ChatError(
+            _("Webhookはチャンネルとグループメッセージにだけ作れます。"),
+            "Webhooks can post into channels and group messages only.",
+            code="forbidden",
+            status=403,
         )
     if conversation.archived_at is not None:
         raise ChatError(
@@ -550,6 +563,31 @@ def do_set_outgoing_webhook(
     url = _clean_outgoing_url(url)
     with transaction.atomic():
         return _create_outgoing(bot, url, acting_user=acting_user)
+
+
+@dataclass(frozen=True)
+class BotSummary:
+    conversations: list[int]
+    outgoing_url: str | None
+
+
+def bot_summaries(bots: Sequence[User]) -> dict[int, BotSummary]:
+    """Each bot's conversations and active outgoing URL, in two queries for all of them
+    (the API's list and ``yakuba chatbot list``)."""
+    ids = [bot.pk for bot in bots]
+    conversations: dict[int, list[int]] = {pk: [] for pk in ids}
+    for user_id, conversation_id in Membership.objects.filter(user_id__in=ids).values_list(
+        "user_id", "conversation_id"
+    ):
+        conversations[user_id].append(conversation_id)
+    urls: dict[int, str] = {}
+    for bot_id, url in (
+        OutgoingWebhook.objects.filter(bot_id__in=ids, is_active=True)
+        .order_by("pk")
+        .values_list("bot_id", "url")
+    ):
+        urls[bot_id] = url  # the newest wins
+    return {pk: BotSummary(sorted(conversations[pk]), urls.get(pk)) for pk in ids}
 
 
 def do_revoke_bot(bot: User, *, acting_user: Acting) -> bool:

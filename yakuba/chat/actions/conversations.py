@@ -26,6 +26,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -51,6 +52,9 @@ GROUP_MIN = 2
 GROUP_MAX = 50
 # pg_advisory_xact_lock key that serialises the name check of project channels ("chat").
 NAME_LOCK = 0x63686174
+# Control characters (line breaks and tabs allowed in a description): PostgreSQL refuses
+# NUL in text, and the others would show as garbage in every list.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 Kind = Conversation.Kind
 
@@ -126,6 +130,16 @@ def _refuse_department(conversation: Conversation, what: str) -> None:
         )
 
 
+def _refuse_notices(conversation: Conversation, what: str) -> None:
+    if conversation.kind == Kind.NOTICES:
+        raise ChatError(
+            _("お知らせはシステムだけが使う会話のため、%(what)sことはできません。")
+            % {"what": what},
+            f"a person's notices are the system's: cannot {what}",
+            code="notices",
+        )
+
+
 def _refuse_direct(conversation: Conversation, what: str) -> None:
     if conversation.kind == Kind.DIRECT:
         raise ChatError(
@@ -182,6 +196,12 @@ def _check_people(users: Sequence[User], kinds: set[str], *, where: str) -> None
 
 def _clean_name(name: str, *, required: bool) -> str:
     name = " ".join(name.split())
+    if CONTROL.search(name):
+        raise ChatError(
+            _("名前に使えない文字（制御文字）が含まれています。取り除いてください。"),
+            "the name holds control characters",
+            field="name",
+        )
     if required and not name:
         raise ChatError(_("チャンネル名を入力してください。"), "enter a name", field="name")
     if len(name) > NAME_MAX:
@@ -195,6 +215,12 @@ def _clean_name(name: str, *, required: bool) -> str:
 
 def _clean_description(description: str) -> str:
     description = description.strip()
+    if CONTROL.search(description):
+        raise ChatError(
+            _("説明に使えない文字（制御文字）が含まれています。取り除いてください。"),
+            "the description holds control characters",
+            field="description",
+        )
     if len(description) > DESCRIPTION_MAX:
         raise ChatError(
             _("説明は%(max)d文字以内にしてください。") % {"max": DESCRIPTION_MAX},
@@ -440,6 +466,7 @@ def do_add_members(
     staff (not guests)."""
     _refuse_department(conversation, _("手動で参加者を追加する"))
     _refuse_direct(conversation, _("参加者を追加する"))
+    _refuse_notices(conversation, _("参加者を追加する"))
     people = _unique_users(users)
     kinds, where = _member_kinds(conversation)
     _check_people(people, kinds, where=where)
@@ -539,6 +566,7 @@ def do_remove_member(conversation: Conversation, user: User, *, acting_user: Act
     remove themselves, as ``do_leave``).  False when they were not a member."""
     _refuse_department(conversation, _("手動で参加者を外す"))
     _refuse_direct(conversation, _("参加者を外す"))
+    _refuse_notices(conversation, _("参加者を外す"))
     person = _person(acting_user)
     if person is None or person.pk != user.pk:
         _require_manager(conversation, acting_user)
@@ -594,6 +622,7 @@ def do_leave(conversation: Conversation, *, acting_user: User) -> bool:
     directory) nor a direct message."""
     _refuse_department(conversation, _("退出する"))
     _refuse_direct(conversation, _("退出する"))
+    _refuse_notices(conversation, _("退出する"))
     with transaction.atomic():
         return _leave(conversation, acting_user, acting_user, "left")
 

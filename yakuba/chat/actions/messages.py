@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -63,9 +64,14 @@ __all__ = [
 ]
 
 CLIENT_KEY = re.compile(r"^[A-Za-z0-9_\-:.]{1,64}$")
-# Control characters refused in text (tab, line feed and carriage return are typed).
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters refused in text (tab, line feed and carriage return are typed), and
+# lone surrogates (JSON can carry "\ud800"; no database can store one).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 EMOJI_MAX = 32
+# Invisible format characters an emoji sequence is made with: the zero-width joiner
+# (👨‍💻) and the tag characters of subdivision flags.  Other format characters (the
+# bidirectional overrides, zero-width spaces) would make a reaction look like another.
+EMOJI_FORMAT = frozenset({"\u200d", *(chr(c) for c in range(0xE0020, 0xE0080))})
 
 _after_send: list[Callable[[Message], None]] = []
 
@@ -523,12 +529,7 @@ def do_toggle_reaction(message: Message, *, emoji: str, add: bool, acting_user: 
     checked).  Idempotent: returns False when there was nothing to change.  Locks the
     conversation row until commit when something changes."""
     emoji = (emoji or "").strip()
-    if (
-        not emoji
-        or len(emoji) > EMOJI_MAX
-        or CONTROL.search(emoji)
-        or any(c.isspace() for c in emoji)
-    ):
+    if not emoji or len(emoji) > EMOJI_MAX or not all(map(_emoji_char, emoji)):
         raise ChatError(
             _("リアクションは空白を含まない%(n)d文字以内で指定してください。") % {"n": EMOJI_MAX},
             f"A reaction is 1-{EMOJI_MAX} characters without spaces.",
@@ -555,6 +556,15 @@ def do_toggle_reaction(message: Message, *, emoji: str, add: bool, acting_user: 
             _changed(message, [])
             events.notify_message(message, payload(message))
     return changed
+
+
+def _emoji_char(char: str) -> bool:
+    """Whether ``char`` may be part of a reaction: anything visible (emoji, kana, kanji,
+    marks such as the variation selector), no spaces, controls or surrogates."""
+    category = unicodedata.category(char)
+    if category == "Cf":
+        return char in EMOJI_FORMAT
+    return category[0] not in "CZ"
 
 
 def _set_pin(message: Message, *, pinned: bool, acting_user: User) -> bool:
@@ -598,10 +608,15 @@ def do_unpin(message: Message, *, acting_user: User) -> bool:
 
 
 def forward_text(message: Message, comment: str) -> str:
-    """The forwarded message's text: the comment, then the original quoted line by line."""
+    """The forwarded message's text: the comment, then the original quoted line by line,
+    shortened (ending in 「…」) where the quote marks would make it longer than a
+    message may be: a long message can be forwarded too (the link back shows it all)."""
     original = message.text or _("（ファイル）")
-    quoted = "\n".join(f"> {line}" for line in original.split("\n"))
     head = comment.strip()
+    limit = settings.CHAT_MESSAGE_MAX_CHARS - (len(head) + 1 if head else 0)
+    quoted = "\n".join(f"> {line}" for line in original.split("\n"))
+    if len(quoted) > limit:
+        quoted = quoted[: max(limit - 1, 0)].rstrip() + "…"
     return f"{head}\n{quoted}" if head else quoted
 
 

@@ -53,6 +53,9 @@ def move_read_pointer(
         .first()
     )
     if current is None or up_to_seq <= current:
+        if current is not None:
+            # Moved meanwhile (another tab): the caller answers with where it is now.
+            membership.last_read_seq = current
         return False
     Membership.objects.filter(pk=membership.pk).update(last_read_seq=up_to_seq, last_read_at=now)
     membership.last_read_seq = up_to_seq

@@ -18,8 +18,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from yakuba.audit.record import Actor
 from yakuba.chat.actions import ChatError
-from yakuba.chat.models import Conversation, OutgoingWebhook
-from yakuba.chat.webhooks import do_create_bot, do_revoke_bot
+from yakuba.chat.models import Conversation
+from yakuba.chat.webhooks import bot_summaries, do_create_bot, do_revoke_bot
 from yakuba.directory.models import User
 
 OPERATOR = Actor.system("yakuba chatbot")
@@ -80,14 +80,14 @@ class Command(BaseCommand):
             self.stdout.write(bot.outgoing_secret)
 
     def _list(self) -> None:
-        bots = User.objects.filter(kind=User.Kind.BOT).order_by("username")
+        bots = list(User.objects.filter(kind=User.Kind.BOT).order_by("username"))
+        summaries = bot_summaries(bots)
         for bot in bots:
-            conversations = sorted(bot.chat_memberships.values_list("conversation_id", flat=True))
-            hook = OutgoingWebhook.objects.filter(bot=bot, is_active=True).order_by("-pk").first()
+            summary = summaries[bot.pk]
             self.stdout.write(
                 f"{bot.pk}\t{bot.username}\t{bot.display_name}\t"
-                f"{','.join(map(str, conversations)) or '-'}\t"
-                f"{hook.url if hook else '-'}\t{'active' if bot.is_active else 'revoked'}"
+                f"{','.join(map(str, summary.conversations)) or '-'}\t"
+                f"{summary.outgoing_url or '-'}\t{'active' if bot.is_active else 'revoked'}"
             )
 
     def _revoke(self, name: str) -> None:
