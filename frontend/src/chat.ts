@@ -16,9 +16,10 @@
 // send whose answer was lost never makes a second message.  Enter during IME composition
 // (Japanese kana-kanji conversion) never sends.
 //
-// The socket.  realtime.ts keeps one socket per tab for the user's event stream but
-// neither passes on "live" frames nor lets a page send frames; this page therefore opens
-// its own socket (ChatSocket) for live events, typing, activity and presence watching.
+// The socket.  realtime.ts keeps the one socket of the tab; this page listens to its
+// document events (yakuba:live, yakuba:live-gap, yakuba:ready, yakuba:event,
+// yakuba:refetch, yakuba:frame) and sends typing, activity and presence watching
+// through yakuba:send (PageSocket).
 
 type Json = { [key: string]: unknown };
 
@@ -313,82 +314,50 @@ function fullTimeLabel(iso: string): string {
 
 // --- the socket ------------------------------------------------------------------------
 
-class ChatSocket {
-  private socket: WebSocket | null = null;
-  private attempts = 0;
-  private stopped = false;
-
+/** The page's side of realtime.ts's one socket per tab: frames go out through the
+ * ``yakuba:send`` document event (dropped while the socket is not ready: the client
+ * re-sends its state on ``yakuba:ready``), and what comes in arrives as document events. */
+class PageSocket {
   constructor(private readonly client: ChatClient) {}
 
   start(): void {
-    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(`${scheme}//${window.location.host}/ws`);
-    this.socket = socket;
-    socket.addEventListener("open", () => {
-      this.attempts = 0;
-      // No replay of the user's stream here (realtime.ts does that): this socket only
-      // wants what happens from now on, and resyncs over HTTP.
-      this.send({ op: "hello", last_event_id: null });
+    const chat = document.getElementById("chat");
+    document.addEventListener("yakuba:ready", () => {
+      chat?.setAttribute("data-socket", "ready");
+      this.client.onReady();
     });
-    socket.addEventListener("message", (message: MessageEvent<string>) => {
-      let frame: Json;
-      try {
-        frame = JSON.parse(message.data) as Json;
-      } catch {
-        return;
+    document.addEventListener("yakuba:live", (event: Event) => {
+      const detail = (event as CustomEvent<{ event?: Json }>).detail;
+      if (detail?.event && typeof detail.event === "object") {
+        this.client.onLive(detail.event);
       }
-      this.receive(frame);
     });
-    socket.addEventListener("close", () => this.closed());
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.socket?.close(1000);
-  }
-
-  send(frame: object): void {
-    if (this.socket?.readyState === WebSocket.OPEN) {
-      this.socket.send(JSON.stringify(frame));
-    }
-  }
-
-  private receive(frame: Json): void {
-    switch (frame.op) {
-      case "ping":
-        this.send({ op: "pong" });
-        break;
-      case "ready":
-        document.getElementById("chat")?.setAttribute("data-socket", "ready");
-        this.client.onReady();
-        break;
-      case "live":
-        this.client.onLive(frame.event as Json);
-        break;
-      case "chat.presence_watching":
+    document.addEventListener("yakuba:frame", (event: Event) => {
+      const frame = (event as CustomEvent<{ frame?: Json }>).detail?.frame;
+      if (frame?.op === "chat.presence_watching") {
         this.client.onLive({ type: "chat", op: "presence", changes: frame.presence });
-        break;
-      case "live_gap":
-      case "refetch":
-        this.client.resyncAll();
-        break;
-      default:
-        if ("id" in frame && frame.event && typeof frame.event === "object") {
-          this.client.onStreamEvent(frame.event as Json);
-        }
-        break;
+      }
+    });
+    document.addEventListener("yakuba:live-gap", () => this.client.resyncAll());
+    document.addEventListener("yakuba:refetch", () => this.client.resyncAll());
+    document.addEventListener("yakuba:event", (event: Event) => {
+      const detail = (event as CustomEvent<{ event?: Json }>).detail;
+      if (detail?.event && typeof detail.event === "object") {
+        this.client.onStreamEvent(detail.event);
+      }
+    });
+    if (document.body.dataset.realtimeState === "ready") {
+      // realtime.ts was ready before this page listened (it starts first).
+      chat?.setAttribute("data-socket", "ready");
+      this.client.onReady();
     }
   }
 
-  private closed(): void {
-    this.socket = null;
-    document.getElementById("chat")?.setAttribute("data-socket", "closed");
-    if (this.stopped) {
-      return;
-    }
-    const delay = Math.min(30_000, 1000 * 2 ** this.attempts) * (0.5 + Math.random() / 2);
-    this.attempts += 1;
-    window.setTimeout(() => this.start(), delay);
+  /** Send a frame now if the socket is ready; false when it was dropped. */
+  send(frame: object): boolean {
+    const detail: { frame: object; sent?: boolean } = { frame };
+    document.dispatchEvent(new CustomEvent("yakuba:send", { detail }));
+    return detail.sent === true;
   }
 }
 
@@ -692,7 +661,7 @@ class ChatClient {
   readonly states = new Map<number, ConversationState>();
   current: number | null = null;
   thread: number | null = null;
-  readonly socket = new ChatSocket(this);
+  readonly socket = new PageSocket(this);
   private readonly list = this.root.querySelector<HTMLElement>("[data-messages]")!;
   private readonly threadPane = this.root.querySelector<HTMLElement>("[data-thread]")!;
   private readonly threadList = this.root.querySelector<HTMLElement>("[data-thread-messages]")!;
@@ -755,7 +724,6 @@ class ChatClient {
 
   start(): void {
     this.socket.start();
-    window.addEventListener("pagehide", () => this.socket.stop());
     const wanted = boot.open ?? Number(window.location.hash.replace("#c", ""));
     const first = this.states.has(wanted) ? wanted : (boot.conversations[0]?.id ?? null);
     if (first !== null) {

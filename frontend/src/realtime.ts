@@ -10,6 +10,23 @@
 //   yakuba:signed-out                     the session ended (4401): nothing more will come
 //   yakuba:watching  detail {topic}       a topic is watched (again): refetch its state
 //   yakuba:topic     detail {topic, event} one live event of a watched topic
+//   yakuba:ready     detail {lastEventId}  the socket is (again) ready: a page that keeps
+//                                          live state resyncs it and re-sends its ops
+//   yakuba:live      detail {event}        one live (not persisted, not replayed) event,
+//                                          e.g. a chat message ({"op": "live"} frames)
+//   yakuba:live-gap                        live events were dropped (the server's queue
+//                                          overflowed): resync over HTTP
+//   yakuba:frame     detail {frame}        any other frame an app op answers with
+//                                          (e.g. {"op": "chat.presence_watching"})
+// and a page sends a frame (an op registered in yakuba/realtime/ops.py) by dispatching
+//   yakuba:send      detail {frame, sent?} on document.  It is sent only while the socket
+//                                          is ready; otherwise it is DROPPED, not queued
+//                                          (a queued "typing" would be stale by the time
+//                                          it went out), and the handler sets
+//                                          detail.sent = false (true when it went out),
+//                                          which the dispatcher reads right after
+//                                          dispatchEvent (it runs synchronously).  Pages
+//                                          re-send their state on yakuba:ready.
 // Topics (yakuba/realtime/topics.py) are live views of shared state, such as a floor
 // board.  A page names its topics in <body data-realtime-topics="a.1 b.2">; they are
 // watched after every (re)connect, and each "watching" answer asks the page to refetch,
@@ -23,6 +40,8 @@ type Frame =
   | { op: "error"; code: string }
   | { op: "watching" | "unwatched"; topic: string }
   | { op: "topic"; topic: string; event: { type: string; op: string; [key: string]: unknown } }
+  | { op: "live"; event: { type: string; op: string; [key: string]: unknown } }
+  | { op: "live_gap" }
   | { id: number; event: { type: string; op: string; [key: string]: unknown } };
 
 const RELOAD_KEY = "yakuba.realtime.reloaded_at";
@@ -33,6 +52,7 @@ class RealtimeChannel {
   private socket: WebSocket | null = null;
   private attempts = 0;
   private stopped = false;
+  private ready = false;
 
   constructor(
     private readonly url: string,
@@ -67,10 +87,20 @@ class RealtimeChannel {
     this.socket?.close(1000);
   }
 
-  private send(frame: object): void {
+  private send(frame: object): boolean {
     if (this.socket?.readyState === WebSocket.OPEN) {
       this.socket.send(JSON.stringify(frame));
+      return true;
     }
+    return false;
+  }
+
+  /** A page's frame (yakuba:send): only once the server said ready, else dropped. */
+  sendForPage(frame: unknown): boolean {
+    if (!this.ready || frame === null || typeof frame !== "object") {
+      return false;
+    }
+    return this.send(frame);
   }
 
   private receive(frame: Frame): void {
@@ -89,10 +119,18 @@ class RealtimeChannel {
         break;
       case "ready":
         this.remember(frame.last_event_id);
+        this.ready = true;
         document.body.dataset.realtimeState = "ready";
         for (const topic of pageTopics()) {
           this.send({ op: "watch", topic });
         }
+        emit("yakuba:ready", { lastEventId: frame.last_event_id });
+        break;
+      case "live":
+        emit("yakuba:live", { event: frame.event });
+        break;
+      case "live_gap":
+        emit("yakuba:live-gap", {});
         break;
       case "watching":
         emit("yakuba:watching", { topic: frame.topic });
@@ -105,12 +143,14 @@ class RealtimeChannel {
         emit("yakuba:refetch", { lastEventId: frame.last_event_id });
         break;
       default:
+        emit("yakuba:frame", { frame });
         break;
     }
   }
 
   private closed(code: number): void {
     this.socket = null;
+    this.ready = false;
     document.body.dataset.realtimeState = "closed";
     if (code === CLOSE_UNAUTHENTICATED) {
       emit("yakuba:signed-out", {});
@@ -145,6 +185,12 @@ function startRealtime(): void {
     `${scheme}//${window.location.host}/ws`,
     `yakuba.realtime.${user}.last_event_id`,
   );
+  document.addEventListener("yakuba:send", (event: Event) => {
+    const detail = (event as CustomEvent<{ frame?: unknown; sent?: boolean }>).detail;
+    if (detail && typeof detail === "object") {
+      detail.sent = channel.sendForPage(detail.frame);
+    }
+  });
   channel.start();
   document.addEventListener("yakuba:signed-out", reloadOnce);
   window.addEventListener("pagehide", () => channel.stop());

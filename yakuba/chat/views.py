@@ -17,19 +17,22 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from yakuba.chat import queries
-from yakuba.chat.access import active_person
+from yakuba.chat.access import active_person, readable_conversations
 from yakuba.chat.models import Conversation, Membership, Presence
+from yakuba.directory.access import can_view_directory, search_staff
 from yakuba.directory.models import User
+from yakuba.lib import clock
 from yakuba.lib.wareki import ERAS
 
 SEARCH_LIMIT = 100
+PEOPLE_LIMIT = 20
 
 
 def _person(request: HttpRequest) -> User:
@@ -105,6 +108,37 @@ def _strings() -> dict[str, str]:
         ),
         "presence_saved": _("在席状況を変更しました。"),
         "mention_title": _("{conversation}で{name}さんからメンション"),
+        "thread_unread_n": _("未読の返信 {n}件"),
+        "choose": _("選ぶ"),
+        "remove_person": _("{name}さんを外す"),
+        "no_people": _("該当する人はいません。"),
+        "people_direct": _("相手（名前・ふりがなで検索）"),
+        "people_many": _("参加者（名前・ふりがなで検索、2〜50人）"),
+        "people_project": _("最初の参加者（任意。名前・ふりがなで検索）"),
+        "name_optional": _("名前（任意）"),
+        "name_required": _("名前"),
+        "pick_one": _("相手を1人選んでください。"),
+        "pick_group": _("グループには自分のほかに1〜49人を選んでください。"),
+        "name_needed": _("チャンネルの名前を入力してください。"),
+        "join": _("参加する"),
+        "joined": _("「{name}」に参加しました。"),
+        "no_channels": _("参加できる公開チャンネルはありません。"),
+        "members_n": _("{n}人"),
+        "private": _("非公開"),
+        "archive": _("アーカイブする"),
+        "unarchive": _("アーカイブを解除する"),
+        "archive_confirm": _("この会話をアーカイブしますか。アーカイブすると誰も投稿できなくなります。"),
+        "leave_confirm": _("この会話から退出しますか。"),
+        "remove_member_confirm": _("{name}さんをこの会話から外しますか。"),
+        "saved": _("保存しました。"),
+        "added": _("{name}さんを追加しました。"),
+        "removed": _("{name}さんを外しました。"),
+        "left": _("「{name}」から退出しました。"),
+        "guest": _("ゲスト"),
+        "owner": _("管理者"),
+        "notices_readonly": _("このお知らせには返信できません"),
+        "archived_note": _("この会話はアーカイブされています。投稿できません。"),
+        "muted": _("ミュート"),
     }
 
 
@@ -123,6 +157,7 @@ def _boot(
         "user_name": person.display_name,
         "api": "/api/chat/",
         "search_url": reverse("chat:search"),
+        "page_url": reverse("chat:home"),
         "conversations": conversation_list(person),
         "open": open_id,
         "focus_message": focus_id,
@@ -140,10 +175,81 @@ def _boot(
     }
 
 
+def people(person: User, query: str, *, guests: bool) -> list[dict[str, Any]]:
+    """Up to PEOPLE_LIMIT people for the client's pickers, by name or ふりがな: serving
+    staff through the directory's own search (staff only may look), and, when ``guests``
+    (inviting to a project channel), guests by name.  The JSON API's staff search answers
+    職員番号, not the user names the chat API takes, hence this page's own look-up."""
+    text = query.strip()[:100]
+    if not text or not can_view_directory(person):
+        return []
+    found: list[dict[str, Any]] = []
+    rows = search_staff(person, query=text).order_by("employee_number")[:PEOPLE_LIMIT]
+    for row in rows:
+        if row.user_id == person.pk or not row.user.is_active:
+            continue
+        found.append(
+            {
+                "id": row.user_id,
+                "username": row.user.username,
+                "name": row.user.display_name,
+                "detail": row.department.name,
+                "kind": User.Kind.STAFF,
+            }
+        )
+    if guests:
+        guest_rows = User.objects.filter(
+            Q(display_name__icontains=text) | Q(guest__name__icontains=text),
+            kind=User.Kind.GUEST,
+            is_active=True,
+            guest__expires_at__gt=clock.now(),
+        ).select_related("guest")[:PEOPLE_LIMIT]
+        for user in guest_rows:
+            found.append(
+                {
+                    "id": user.pk,
+                    "username": user.username,
+                    "name": user.display_name,
+                    "detail": f"{_('ゲスト')} {user.guest.organisation}".strip(),
+                    "kind": User.Kind.GUEST,
+                }
+            )
+    return found[:PEOPLE_LIMIT]
+
+
+def browsable_channels(person: User) -> list[dict[str, Any]]:
+    """Public project channels, not archived, that ``person`` may read but has not
+    joined (「チャンネルを探す」)."""
+    rows = (
+        readable_conversations(person)
+        .filter(kind=Conversation.Kind.PROJECT, is_private=False, archived_at__isnull=True)
+        .exclude(memberships__user=person)
+        .order_by("name")[:200]
+    )
+    return [
+        {
+            "id": row.pk,
+            "name": row.name,
+            "description": row.description,
+            "members": Membership.objects.filter(conversation=row).count(),
+        }
+        for row in rows
+    ]
+
+
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
+    """The shell; with ``?people=…`` or ``?channels=1`` (asked for by the client with
+    ``Accept: application/json``) the pickers' JSON instead."""
     person = _person(request)
+    if "people" in request.GET:
+        items = people(person, request.GET["people"], guests=request.GET.get("guests") == "1")
+        return JsonResponse({"items": items}, json_dumps_params={"ensure_ascii": False})
+    if "channels" in request.GET:
+        return JsonResponse(
+            {"items": browsable_channels(person)}, json_dumps_params={"ensure_ascii": False}
+        )
     return render(
         request,
         "chat/home.html",

@@ -15,8 +15,10 @@ job ``chat.outgoing_webhook`` POSTs the message to the URL the administrator reg
 signed ``X-Yakuba-Signature: sha256=<HMAC-SHA256(secret, body)>``; a JSON answer with
 ``text`` is posted as the bot's reply in the message's thread.
 
-Rate limits.  Each incoming webhook and each bot may make ``CHAT_WEBHOOK_RATE_PER_MINUTE``
-requests per clock minute (``take_rate``).  The counter lives in Redis when
+Rate limits.  Each incoming webhook may make ``CHAT_WEBHOOK_RATE_PER_MINUTE`` requests
+per clock minute (``take_rate``).  Bots are held to the API's own throttle
+(``API_RATE_PER_MINUTE``, counted per process); ``check_bot_rate`` offers the same shared
+per-minute count for bots, but no route calls it yet.  The counter lives in Redis when
 ``REDIS_URL`` is set, so that every worker of the ward tier shares it; the embedded tier
 runs one process and counts in Django's cache.
 """
