@@ -87,6 +87,7 @@ interface Boot {
   user_name: string;
   api: string;
   search_url: string;
+  page_url: string;
   conversations: ConversationInfo[];
   open: number | null;
   focus_message: number | null;
@@ -653,11 +654,485 @@ class Dialogs {
   }
 }
 
+// --- starting conversations, finding channels, settings --------------------------------
+
+interface Person {
+  id: number;
+  username: string;
+  name: string;
+  detail: string;
+  kind: string;
+}
+
+/** JSON from the chat page itself (?people=… / ?channels=1): the pickers' look-ups. */
+async function pageJson(query: string): Promise<Json[]> {
+  try {
+    const response = await fetch(`${boot.page_url}?${query}`, {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    });
+    if (!response.ok) {
+      return [];
+    }
+    return listOf<Json>(await response.json(), "items");
+  } catch {
+    return [];
+  }
+}
+
+/** Show a modal dialog; Escape or a [data-close] button closes it and the focus goes
+ * back to what opened it. */
+function showDialog(dialog: HTMLDialogElement, after?: () => void): void {
+  const opener = document.activeElement as HTMLElement | null;
+  dialog.addEventListener(
+    "close",
+    () => {
+      if (after) {
+        after();
+      } else {
+        opener?.focus();
+      }
+    },
+    { once: true },
+  );
+  dialog.returnValue = "";
+  dialog.showModal();
+}
+
+function dialogError(dialog: HTMLElement, message: string): void {
+  const box = dialog.querySelector<HTMLElement>("[data-dialog-error]");
+  if (box) {
+    box.textContent = message;
+    box.hidden = message === "";
+  }
+}
+
+/** A name search that picks staff (and guests, where they may be invited). */
+class PeoplePicker {
+  chosen: Person[] = [];
+  guests = false;
+  single = false;
+  limit = 49;
+  onPick: ((person: Person) => void) | null = null;
+  readonly query: HTMLInputElement;
+  private readonly results: HTMLElement;
+  private readonly chosenList: HTMLElement | null;
+  private timer: number | null = null;
+  private asked = 0;
+
+  constructor(box: HTMLElement) {
+    this.query = box.querySelector<HTMLInputElement>("[data-people-query]")!;
+    this.results = box.querySelector<HTMLElement>("[data-people-results]")!;
+    this.chosenList = box.querySelector<HTMLElement>("[data-people-chosen]");
+    this.query.addEventListener("input", () => {
+      if (this.timer !== null) {
+        window.clearTimeout(this.timer);
+      }
+      this.timer = window.setTimeout(() => void this.search(), 250);
+    });
+    this.query.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault(); // Enter in the search box searches; it never submits
+        void this.search();
+      } else if (event.key === "ArrowDown") {
+        event.preventDefault();
+        this.results.querySelector<HTMLButtonElement>("button")?.focus();
+      }
+    });
+  }
+
+  reset(): void {
+    this.chosen = [];
+    this.query.value = "";
+    this.results.replaceChildren();
+    this.renderChosen();
+  }
+
+  async search(): Promise<void> {
+    const wanted = this.query.value.trim();
+    const asked = ++this.asked;
+    if (wanted === "") {
+      this.results.replaceChildren();
+      return;
+    }
+    const items = (await pageJson(
+      `people=${encodeURIComponent(wanted)}${this.guests ? "&guests=1" : ""}`,
+    )) as unknown as Person[];
+    if (asked !== this.asked) {
+      return; // a later search is on its way
+    }
+    const shown = items.filter((p) => !this.chosen.some((c) => c.id === p.id));
+    this.results.replaceChildren(
+      ...(shown.length === 0
+        ? [el("li", { class: "chat-none" }, text("no_people"))]
+        : shown.map((person) => {
+            const pick = button(person.detail ? `${person.name}（${person.detail}）` : person.name, {
+              class: "secondary",
+              "data-person": person.username,
+            });
+            pick.addEventListener("click", () => this.pick(person));
+            return el("li", {}, pick);
+          })),
+    );
+  }
+
+  private pick(person: Person): void {
+    this.results.replaceChildren();
+    this.query.value = "";
+    if (this.onPick) {
+      this.onPick(person);
+      this.query.focus();
+      return;
+    }
+    if (this.single) {
+      this.chosen = [person];
+    } else if (!this.chosen.some((c) => c.id === person.id) && this.chosen.length < this.limit) {
+      this.chosen.push(person);
+    }
+    this.renderChosen();
+    this.query.focus();
+  }
+
+  renderChosen(): void {
+    this.chosenList?.replaceChildren(
+      ...this.chosen.map((person) => {
+        const remove = button("×", {
+          class: "chat-chip-remove",
+          "aria-label": text("remove_person", { name: person.name }),
+        });
+        remove.addEventListener("click", () => {
+          this.chosen = this.chosen.filter((c) => c.id !== person.id);
+          this.renderChosen();
+          this.query.focus();
+        });
+        return el("li", { class: "chat-chip", "data-chosen": person.username }, person.name, remove);
+      }),
+    );
+  }
+}
+
+class ConversationForms {
+  private readonly newBox = document.getElementById("chat-new") as HTMLDialogElement;
+  private readonly newForm: HTMLFormElement;
+  private readonly newPicker: PeoplePicker;
+  private readonly browseBox = document.getElementById("chat-browse") as HTMLDialogElement;
+  private readonly settingsBox = document.getElementById("chat-settings") as HTMLDialogElement;
+  private readonly memberPicker: PeoplePicker;
+  private settingsFor: number | null = null;
+  private detail: Json = {};
+
+  constructor(private readonly client: ChatClient) {
+    for (const dialog of [this.newBox, this.browseBox, this.settingsBox]) {
+      dialog.querySelectorAll("[data-close]").forEach((b) =>
+        b.addEventListener("click", () => dialog.close("cancel")),
+      );
+    }
+    this.newForm = this.newBox.querySelector<HTMLFormElement>("[data-new-form]")!;
+    this.newPicker = new PeoplePicker(this.newBox.querySelector<HTMLElement>("[data-picker]")!);
+    this.newForm.querySelectorAll<HTMLInputElement>("input[name=kind]").forEach((radio) =>
+      radio.addEventListener("change", () => this.kindChanged()),
+    );
+    this.newForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void this.create();
+    });
+    this.memberPicker = new PeoplePicker(this.settingsBox.querySelector<HTMLElement>("[data-picker]")!);
+    this.memberPicker.onPick = (person) => void this.addMember(person);
+    this.settingsBox.querySelector<HTMLFormElement>("[data-notify-form]")!.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void this.saveNotify();
+    });
+    this.settingsBox.querySelector<HTMLFormElement>("[data-info-form]")!.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void this.saveInfo();
+    });
+    this.settingsBox.querySelector("[data-archive]")!.addEventListener("click", () => void this.archive());
+    this.settingsBox.querySelector("[data-leave]")!.addEventListener("click", () => void this.leave());
+  }
+
+  // --- 新しい会話 ---
+
+  openNew(): void {
+    this.newForm.reset();
+    this.newPicker.reset();
+    dialogError(this.newBox, "");
+    this.kindChanged();
+    showDialog(this.newBox);
+    this.newForm.querySelector<HTMLInputElement>("input[name=kind]:checked")?.focus();
+  }
+
+  private kind(): string {
+    return this.newForm.querySelector<HTMLInputElement>("input[name=kind]:checked")?.value ?? "direct";
+  }
+
+  private kindChanged(): void {
+    const kind = this.kind();
+    this.newForm.querySelectorAll<HTMLElement>("[data-for]").forEach((part) => {
+      part.hidden = !(part.dataset.for ?? "").split(" ").includes(kind);
+    });
+    this.newForm.querySelector("[data-name-label]")!.textContent =
+      kind === "project" ? text("name_required") : text("name_optional");
+    this.newForm.querySelector("[data-people-label]")!.textContent =
+      text(kind === "direct" ? "people_direct" : kind === "group" ? "people_many" : "people_project");
+    this.newPicker.single = kind === "direct";
+    this.newPicker.guests = kind === "project";
+    if (kind === "direct" && this.newPicker.chosen.length > 1) {
+      this.newPicker.chosen = this.newPicker.chosen.slice(0, 1);
+    }
+    if (kind !== "project") {
+      this.newPicker.chosen = this.newPicker.chosen.filter((p) => p.kind !== "guest");
+    }
+    this.newPicker.renderChosen();
+  }
+
+  private async create(): Promise<void> {
+    const kind = this.kind();
+    const data = new FormData(this.newForm);
+    const name = String(data.get("name") ?? "").trim();
+    const members = this.newPicker.chosen.map((p) => p.username);
+    if (kind === "direct" && members.length !== 1) {
+      dialogError(this.newBox, text("pick_one"));
+      this.newPicker.query.focus();
+      return;
+    }
+    if (kind === "group" && (members.length < 1 || members.length > 49)) {
+      dialogError(this.newBox, text("pick_group"));
+      this.newPicker.query.focus();
+      return;
+    }
+    if (kind === "project" && name === "") {
+      dialogError(this.newBox, text("name_needed"));
+      this.newForm.querySelector<HTMLInputElement>("input[name=name]")!.focus();
+      return;
+    }
+    const answer = await api("POST", "conversations", {
+      kind,
+      name: kind === "direct" ? "" : name,
+      description: kind === "project" ? String(data.get("description") ?? "") : "",
+      is_private: kind === "project" && data.get("is_private") !== null,
+      members,
+    });
+    if (!ok(answer)) {
+      dialogError(this.newBox, errorText(answer));
+      return;
+    }
+    const id = Number(answer.data.id);
+    await this.client.refreshList();
+    this.newBox.close("done");
+    await this.client.open(id);
+    this.client.composer.box.focus();
+  }
+
+  // --- チャンネルを探す ---
+
+  async openBrowse(): Promise<void> {
+    dialogError(this.browseBox, "");
+    const list = this.browseBox.querySelector<HTMLElement>("[data-list]")!;
+    list.replaceChildren(el("li", {}, text("loading")));
+    showDialog(this.browseBox);
+    const channels = await pageJson("channels=1");
+    list.replaceChildren(
+      ...(channels.length === 0
+        ? [el("li", { class: "chat-none" }, text("no_channels"))]
+        : channels.map((channel) => {
+            const name = String(channel.name ?? "");
+            const join = button(text("join"), { "aria-label": `${name} ${text("join")}`, "data-join": String(channel.id) });
+            join.addEventListener("click", () => void this.join(Number(channel.id), name));
+            return el(
+              "li",
+              {},
+              el("span", { class: "chat-browse-name" }, name),
+              " ",
+              el("span", { class: "chat-help" }, text("members_n", { n: Number(channel.members ?? 0) })),
+              el("p", { class: "chat-help" }, String(channel.description ?? "")),
+              join,
+            );
+          })),
+    );
+    list.querySelector<HTMLButtonElement>("button")?.focus();
+  }
+
+  private async join(id: number, name: string): Promise<void> {
+    const answer = await api("POST", `conversations/${id}/join`);
+    if (!ok(answer)) {
+      dialogError(this.browseBox, errorText(answer));
+      return;
+    }
+    await this.client.refreshList();
+    this.browseBox.close("done");
+    await this.client.open(id);
+    this.client.announce(text("joined", { name }));
+    this.client.composer.box.focus();
+  }
+
+  // --- 会話の設定 ---
+
+  async openSettings(id: number): Promise<void> {
+    this.settingsFor = id;
+    dialogError(this.settingsBox, "");
+    this.status("");
+    this.memberPicker.reset();
+    await this.loadSettings();
+    showDialog(this.settingsBox);
+    this.settingsBox.querySelector<HTMLInputElement>("input[name=notify]:checked")?.focus();
+  }
+
+  private status(message: string): void {
+    this.settingsBox.querySelector("[data-dialog-status]")!.textContent = message;
+  }
+
+  private async loadSettings(): Promise<void> {
+    const id = this.settingsFor;
+    if (id === null) {
+      return;
+    }
+    const [detail, members] = await Promise.all([
+      api("GET", `conversations/${id}`),
+      api("GET", `conversations/${id}/members`),
+    ]);
+    if (!ok(detail)) {
+      dialogError(this.settingsBox, errorText(detail));
+      return;
+    }
+    this.detail = detail.data;
+    const kind = String(detail.data.kind);
+    const canManage = detail.data.can_manage === true;
+    const mine = (detail.data.membership ?? null) as Json | null;
+    const shared = kind === "project" || kind === "group";
+    const box = this.settingsBox;
+    box.querySelector("h2")!.textContent = `${text("settings_of", { name: String(detail.data.name ?? "") })}`;
+
+    const notifyForm = box.querySelector<HTMLFormElement>("[data-notify-form]")!;
+    notifyForm.hidden = mine === null;
+    if (mine !== null) {
+      notifyForm.querySelectorAll<HTMLInputElement>("input[name=notify]").forEach((radio) => {
+        radio.checked = radio.value === mine.notify;
+      });
+      notifyForm.querySelector<HTMLInputElement>("input[name=muted]")!.checked = mine.muted === true;
+    }
+
+    const infoForm = box.querySelector<HTMLFormElement>("[data-info-form]")!;
+    infoForm.hidden = !(canManage && kind !== "direct" && kind !== "notices");
+    (infoForm.elements.namedItem("name") as HTMLInputElement).value = String(detail.data.name ?? "");
+    (infoForm.elements.namedItem("description") as HTMLTextAreaElement).value = String(detail.data.description ?? "");
+    (infoForm.elements.namedItem("read_receipts") as HTMLInputElement).checked = detail.data.read_receipts === true;
+
+    const section = box.querySelector<HTMLElement>("[data-members-section]")!;
+    section.hidden = kind === "notices";
+    const picker = section.querySelector<HTMLElement>("[data-picker]")!;
+    picker.hidden = !shared || detail.data.archived === true;
+    this.memberPicker.guests = kind === "project";
+    const rows = listOf<Json>(members.data, "members");
+    section.querySelector("[data-members]")!.replaceChildren(
+      ...rows.map((row) => {
+        const name = String(row.name ?? "");
+        const item = el("li", { "data-member": String(row.username ?? "") }, el("span", {}, name));
+        if (row.kind === "guest") {
+          item.append(" ", el("span", { class: "chat-tag" }, text("guest")));
+        }
+        if (row.role === "owner") {
+          item.append(" ", el("span", { class: "chat-tag" }, text("owner")));
+        }
+        if (canManage && shared && Number(row.id) !== boot.user && detail.data.archived !== true) {
+          const remove = button(text("remove_person", { name }), { class: "secondary chat-small" });
+          remove.addEventListener("click", () => void this.removeMember(Number(row.id), name));
+          item.append(" ", remove);
+        }
+        return item;
+      }),
+    );
+
+    const archive = box.querySelector<HTMLButtonElement>("[data-archive]")!;
+    archive.hidden = !(canManage && shared);
+    archive.textContent = detail.data.archived === true ? text("unarchive") : text("archive");
+    box.querySelector<HTMLButtonElement>("[data-leave]")!.hidden = !(shared && mine !== null);
+  }
+
+  private async saveNotify(): Promise<void> {
+    const form = this.settingsBox.querySelector<HTMLFormElement>("[data-notify-form]")!;
+    const notify = form.querySelector<HTMLInputElement>("input[name=notify]:checked")?.value ?? null;
+    const muted = form.querySelector<HTMLInputElement>("input[name=muted]")!.checked;
+    this.status("");
+    const answer = await api("PUT", `conversations/${this.settingsFor}/notify`, { notify, muted });
+    this.done(answer);
+  }
+
+  private async saveInfo(): Promise<void> {
+    const form = this.settingsBox.querySelector<HTMLFormElement>("[data-info-form]")!;
+    this.status("");
+    const answer = await api("PATCH", `conversations/${this.settingsFor}`, {
+      name: (form.elements.namedItem("name") as HTMLInputElement).value,
+      description: (form.elements.namedItem("description") as HTMLTextAreaElement).value,
+      read_receipts: (form.elements.namedItem("read_receipts") as HTMLInputElement).checked,
+    });
+    this.done(answer);
+  }
+
+  private async addMember(person: Person): Promise<void> {
+    const answer = await api("POST", `conversations/${this.settingsFor}/members`, { users: [person.username] });
+    if (this.done(answer, text("added", { name: person.name }))) {
+      await this.loadSettings();
+    }
+  }
+
+  private async removeMember(user: number, name: string): Promise<void> {
+    if (!(await this.client.dialogs.confirm(text("remove_member_confirm", { name }), text("delete")))) {
+      return;
+    }
+    const answer = await api("DELETE", `conversations/${this.settingsFor}/members/${user}`);
+    if (this.done(answer, text("removed", { name }))) {
+      await this.loadSettings();
+      this.settingsBox.querySelector<HTMLInputElement>("[data-people-query]")?.focus();
+    }
+  }
+
+  private async archive(): Promise<void> {
+    const archived = this.detail.archived === true;
+    if (!archived && !(await this.client.dialogs.confirm(text("archive_confirm"), text("archive")))) {
+      return;
+    }
+    const answer = await api("POST", `conversations/${this.settingsFor}/${archived ? "unarchive" : "archive"}`);
+    if (this.done(answer)) {
+      await this.loadSettings();
+    }
+  }
+
+  private async leave(): Promise<void> {
+    const id = this.settingsFor;
+    if (id === null || !(await this.client.dialogs.confirm(text("leave_confirm"), text("leave")))) {
+      return;
+    }
+    const answer = await api("POST", `conversations/${id}/leave`);
+    if (!ok(answer)) {
+      dialogError(this.settingsBox, errorText(answer));
+      return;
+    }
+    const name = String(this.detail.name ?? "");
+    this.settingsBox.close("done");
+    await this.client.left(id);
+    this.client.announce(text("left", { name }));
+  }
+
+  /** After a change: its message, or the API's refusal; true when it was done. */
+  private done(answer: Answer, message = text("saved")): boolean {
+    if (!ok(answer)) {
+      dialogError(this.settingsBox, errorText(answer));
+      this.status("");
+      return false;
+    }
+    dialogError(this.settingsBox, "");
+    this.status(message);
+    void this.client.refreshList();
+    return true;
+  }
+}
+
 // --- the client ------------------------------------------------------------------------
 
 class ChatClient {
   readonly root = document.getElementById("chat")!;
   readonly dialogs = new Dialogs();
+  readonly forms: ConversationForms;
   readonly states = new Map<number, ConversationState>();
   current: number | null = null;
   thread: number | null = null;
@@ -680,6 +1155,14 @@ class ChatClient {
   private readonly threadMessages = new Map<number, Message>();
   private editing: { id: number; draft: string; error: string } | null = null;
   private readonly drafts = new Map<number, string>();
+  // Unread replies per thread root, and the root's last_reply_seq that count is for.
+  private readonly threadUnread = new Map<number, number>();
+  private readonly threadKnown = new Map<number, number>();
+  private readonly threadQueue: number[] = [];
+  private threadFetching = false;
+  private readonly composerPlaceholder = this.root.querySelector<HTMLTextAreaElement>("#chat-box")!.placeholder;
+  private readonly readonlyNote = this.root.querySelector<HTMLElement>("[data-readonly]")!;
+  private readonly settingsButton = this.root.querySelector<HTMLButtonElement>("[data-settings]")!;
 
   constructor() {
     for (const info of boot.conversations) {
@@ -707,6 +1190,15 @@ class ChatClient {
     this.list.addEventListener("click", (event) => this.messageAction(event));
     this.threadList.addEventListener("click", (event) => this.messageAction(event));
     this.root.querySelector("[data-pins]")!.addEventListener("click", () => void this.showPins());
+    this.forms = new ConversationForms(this);
+    this.root.querySelector("[data-new]")!.addEventListener("click", () => this.forms.openNew());
+    this.root.querySelector("[data-browse]")!.addEventListener("click", () => void this.forms.openBrowse());
+    this.settingsButton.disabled = true;
+    this.settingsButton.addEventListener("click", () => {
+      if (this.current !== null) {
+        void this.forms.openSettings(this.current);
+      }
+    });
     this.threadPane.querySelector("[data-thread-close]")!.addEventListener("click", () => {
       this.closeThread();
     });
@@ -764,8 +1256,40 @@ class ChatClient {
         this.states.delete(id);
       }
     }
+    const current = this.current === null ? undefined : this.states.get(this.current);
+    if (current) {
+      this.title.textContent = current.info.name; // renamed meanwhile
+      this.showComposer(current);
+    }
     this.renderList();
     void this.watchPresence();
+  }
+
+  announce(message: string): void {
+    this.announcer.textContent = message;
+  }
+
+  /** The person left ``id``: forget it and show another conversation. */
+  async left(id: number): Promise<void> {
+    this.states.delete(id);
+    if (this.current === id) {
+      this.current = null;
+    }
+    await this.refreshList();
+    const next = Array.from(this.states.values())[0];
+    if (next) {
+      await this.open(next.info.id);
+    }
+    this.root.querySelector<HTMLElement>("[data-new]")?.focus();
+  }
+
+  /** お知らせ are written by the system only: no composer; archived ones take nothing. */
+  private showComposer(state: ConversationState): void {
+    const notices = state.info.kind === "notices";
+    this.composer.form.hidden = notices;
+    this.readonlyNote.hidden = !notices;
+    this.composer.box.disabled = state.info.archived === true;
+    this.composer.box.placeholder = state.info.archived === true ? text("archived_note") : this.composerPlaceholder;
   }
 
   renderList(): void {
@@ -834,6 +1358,10 @@ class ChatClient {
         empty.hidden = ul.children.length > 0;
       }
     });
+    const notices = this.root.querySelector<HTMLElement>("[data-group-box=notices]");
+    if (notices) {
+      notices.hidden = (groups.notices?.children.length ?? 0) === 0;
+    }
   }
 
   statusLabel(status: string): string {
@@ -860,7 +1388,8 @@ class ChatClient {
     history.replaceState(null, "", `#c${id}`);
     this.title.textContent = state.info.name;
     this.root.setAttribute("data-current", String(id));
-    this.composer.box.disabled = state.info.archived === true;
+    this.settingsButton.disabled = false;
+    this.showComposer(state);
     this.composer.showError("");
     this.renderList();
     if (!state.loaded) {
@@ -1078,6 +1607,20 @@ class ChatClient {
       this.renderThread();
     }
     this.store(state, message);
+    if (message.thread_root !== null && isNew && !how.sync && message.sender !== boot.user && this.thread !== message.thread_root) {
+      // A reply in a thread that is not open: one more unread there, unless the count
+      // asked for already includes it.
+      const known = this.threadKnown.get(message.thread_root);
+      if (known !== undefined && known >= 0 && message.seq > known) {
+        this.threadKnown.set(message.thread_root, message.seq);
+        this.threadUnread.set(message.thread_root, (this.threadUnread.get(message.thread_root) ?? 0) + 1);
+        const root = state.messages.get(message.thread_root);
+        if (root && root.last_reply_seq < message.seq) {
+          root.last_reply_seq = message.seq;
+          root.reply_count += 1; // the root's own change event brings its true state
+        }
+      }
+    }
     if (message.thread_root === null && isNew && message.sender !== boot.user) {
       if (message.conversation !== this.current || document.visibilityState !== "visible") {
         state.info.unread = (state.info.unread ?? 0) + 1;
@@ -1228,6 +1771,7 @@ class ChatClient {
     this.observer.disconnect();
     this.list.replaceChildren(...nodes);
     this.list.querySelectorAll<HTMLElement>("[data-message]").forEach((node) => this.observer.observe(node));
+    this.checkThreads(sorted);
     if (toEnd) {
       const marker = this.list.querySelector<HTMLElement>("[data-unread-marker]");
       if (marker) {
@@ -1237,6 +1781,48 @@ class ChatClient {
       }
     }
     restoreFocus();
+  }
+
+  /** Threads whose replies changed since their unread count was known: ask for it (the
+   * thread's own answer carries ``unread``, after the person's thread pointer). */
+  private checkThreads(messages: Message[]): void {
+    for (const message of messages) {
+      if (
+        message.reply_count > 0 &&
+        message.thread_root === null &&
+        this.threadKnown.get(message.id) !== message.last_reply_seq &&
+        !this.threadQueue.includes(message.id)
+      ) {
+        this.threadQueue.push(message.id);
+      }
+    }
+    if (this.threadQueue.length > 0 && !this.threadFetching) {
+      void this.fetchThreadCounts();
+    }
+  }
+
+  private async fetchThreadCounts(): Promise<void> {
+    this.threadFetching = true;
+    let changed = false;
+    while (this.threadQueue.length > 0) {
+      const root = this.threadQueue.shift()!;
+      const answer = await api("GET", `messages/${root}/thread`);
+      if (!ok(answer)) {
+        this.threadKnown.set(root, this.findMessage(root)?.last_reply_seq ?? -1); // not asked again
+        continue;
+      }
+      const rootMessage = messageOf((answer.data.root ?? {}) as Json);
+      const before = this.threadUnread.get(root) ?? 0;
+      const unread = this.thread === root ? 0 : Number(answer.data.unread ?? 0);
+      this.threadKnown.set(root, rootMessage ? rootMessage.last_reply_seq : -1);
+      this.threadUnread.set(root, unread);
+      changed ||= before !== unread;
+    }
+    this.threadFetching = false;
+    const state = this.current === null ? undefined : this.states.get(this.current);
+    if (changed && state) {
+      this.renderMessages(state, false);
+    }
   }
 
   private renderMessage(message: Message, state: ConversationState, inThread: boolean): HTMLElement {
@@ -1298,7 +1884,15 @@ class ChatClient {
       );
     }
     if (!inThread && message.reply_count > 0) {
-      foot.append(button(text("replies_n", { n: message.reply_count }), { class: "chat-replies", "data-action": "thread" }));
+      const replies = button(text("replies_n", { n: message.reply_count }), { class: "chat-replies", "data-action": "thread" });
+      const unread = this.threadUnread.get(message.id) ?? 0;
+      if (unread > 0) {
+        replies.append(
+          " ",
+          el("span", { class: "chat-badge chat-thread-unread", "data-thread-unread": String(unread) }, text("thread_unread_n", { n: unread })),
+        );
+      }
+      foot.append(replies);
     }
     if (state.info.read_receipts !== false && !message.deleted && message.kind === "text") {
       const count = this.readCount(message, state);
@@ -1624,6 +2218,11 @@ class ChatClient {
     const last = replies[replies.length - 1];
     if (last && this.canMarkRead()) {
       void api("POST", `messages/${root.id}/thread-read`, { seq: last.seq });
+      this.threadKnown.set(root.id, Math.max(root.last_reply_seq, last.seq));
+      if ((this.threadUnread.get(root.id) ?? 0) > 0) {
+        this.threadUnread.set(root.id, 0);
+        this.renderMessages(state, false);
+      }
     }
   }
 

@@ -495,3 +495,247 @@ def test_it_forwards_a_message_to_another_conversation(
     assert forwarded.forwarded_from_id == original.pk
     page.locator(f"[data-conversation='{somu_ka.pk}']").click()
     page.locator(SENT).get_by_text("転送").first.wait_for()
+
+
+# --- one socket, starting conversations, settings, threads, お知らせ (H9) -------------------
+
+
+DROPPED_EARLY = """
+document.addEventListener("DOMContentLoaded", () => {
+  const detail = {frame: {op: "chat.activity", idle: false}};
+  document.dispatchEvent(new CustomEvent("yakuba:send", {detail}));
+  window.sentEarly = detail.sent;
+});
+"""
+
+
+def test_it_holds_exactly_one_websocket_on_the_chat_page(
+    page: Any, bob_tab: Any, bunsho_channel: Conversation
+) -> None:
+    sockets: list[str] = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    page.add_init_script(DROPPED_EARLY)
+    open_chat(page, "alice", bunsho_channel)
+    open_chat(bob_tab, "bob", bunsho_channel)
+
+    # Typing goes out through realtime.ts's socket (yakuba:send), live messages come in
+    # through it (yakuba:live), and presence is watched through it.
+    page.locator(BOX).press_sequentially("ひとつのソケット")
+    bob_tab.locator("[data-typing]").filter(has_text="青木 愛さんが入力中…").wait_for()
+    bob_tab.fill(BOX, "届いています")
+    bob_tab.press(BOX, "Enter")
+    page.get_by_text("届いています").wait_for()
+    assert len(sockets) == 1, sockets
+    # A page's frame goes out while the socket is ready (and was dropped, saying so,
+    # before: see DROPPED_EARLY).
+    sent = page.evaluate(
+        """() => { const detail = {frame: {op: "chat.activity", idle: false}};
+        document.dispatchEvent(new CustomEvent("yakuba:send", {detail}));
+        return detail.sent; }"""
+    )
+    assert sent is True
+    assert page.evaluate("window.sentEarly") is False
+    assert len(sockets) == 1, sockets
+
+
+def pick_person(tab: Any, dialog: Any, query: str, name: str) -> None:
+    box = dialog.locator("[data-people-query]")
+    box.fill(query)
+    dialog.locator("[data-people-results] button").filter(has_text=name).click()
+
+
+def test_it_starts_a_direct_message_from_the_dialog_that_reaches_the_other_person_live(
+    page: Any,
+    bob_tab: Any,
+    bunsho_channel: Conversation,
+    charlie: User,
+    ward: dict[str, Department],
+) -> None:
+    membership.sync_all()
+    koseki = Conversation.objects.get(department=ward["koseki"])
+    open_chat(page, "alice", bunsho_channel)
+    open_chat(bob_tab, "charlie", koseki)
+
+    # Keyboard: the button opens the dialog, Escape closes it and the focus returns.
+    opener = page.get_by_role("button", name="新しい会話")
+    opener.focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("#chat-new")
+    dialog.wait_for()
+    page.keyboard.press("Escape")
+    wait_for(page, "!document.querySelector('#chat-new').open")
+    assert page.evaluate("document.activeElement.dataset.new") == ""
+
+    opener.click()
+    # Nobody chosen: the dialog says what to do and sends nothing.
+    dialog.get_by_role("button", name="作成").click()
+    dialog.get_by_text("相手を1人選んでください。").wait_for()
+    pick_person(page, dialog, "ちば", "千葉 茶太郎")
+    dialog.locator("[data-chosen=charlie]").wait_for()
+    dialog.get_by_role("button", name="作成").click()
+    wait_for(page, "!document.querySelector('#chat-new').open")
+    direct = Conversation.objects.get(kind=Conversation.Kind.DIRECT)
+    page.wait_for_selector(f"#chat[data-current='{direct.pk}']")
+    assert page.evaluate("document.activeElement.id") == "chat-box"
+    page.fill(BOX, "戸籍の件でご相談があります")
+    page.press(BOX, "Enter")
+
+    # Charlie's list gains the conversation live (the persisted event), with 未読 1.
+    link = bob_tab.locator(f"[data-conversation='{direct.pk}']")
+    link.locator(".chat-badge").filter(has_text="1").wait_for()
+    assert "青木 愛" in link.inner_text()
+    link.click()
+    bob_tab.locator(SENT).get_by_text("戸籍の件でご相談があります").wait_for()
+
+
+@pytest.mark.bypass_csp  # axe-core is injected as an inline script
+def test_it_creates_a_project_channel_the_other_member_sees_appear_and_renamed_live(
+    page: Any, bob_tab: Any, bunsho_channel: Conversation, axe_source: Path
+) -> None:
+    open_chat(page, "alice", bunsho_channel)
+    open_chat(bob_tab, "bob", bunsho_channel)
+
+    page.get_by_role("button", name="新しい会話").click()
+    dialog = page.locator("#chat-new")
+    dialog.get_by_label("プロジェクトチャンネル").check()
+    # No name: refused in the dialog.
+    pick_person(page, dialog, "坂東", "坂東 歩")
+    dialog.get_by_role("button", name="作成").click()
+    dialog.get_by_text("チャンネルの名前を入力してください。").wait_for()
+    dialog.get_by_label("名前", exact=True).fill("庁舎移転プロジェクト")
+    dialog.get_by_label("説明").fill("新庁舎への移転準備")
+    dialog.get_by_role("button", name="作成").click()
+    wait_for(page, "!document.querySelector('#chat-new').open")
+    channel = Conversation.objects.get(kind=Conversation.Kind.PROJECT)
+    assert channel.name == "庁舎移転プロジェクト"
+    assert not channel.is_private
+    assert set(channel.memberships.values_list("user__username", flat=True)) == {"alice", "bob"}
+
+    link = bob_tab.locator(f"[data-conversation='{channel.pk}']")
+    link.filter(has_text="庁舎移転プロジェクト").wait_for()
+
+    # Alice (the owner) renames it in the settings; Bob's list follows.
+    page.get_by_role("button", name="会話の設定").click()
+    settings_box = page.locator("#chat-settings")
+    settings_box.locator("[data-member=bob]").wait_for()
+    assert (
+        page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        <= 0
+    )
+    page.add_script_tag(path=str(axe_source))
+    violations = page.evaluate(AXE_RUN)
+    assert violations == [], violations
+    settings_box.get_by_label("名前", exact=True).fill("新庁舎プロジェクト")
+    settings_box.get_by_role("button", name="保存", exact=True).click()
+    settings_box.locator("[data-dialog-status]").filter(has_text="保存しました。").wait_for()
+    link.filter(has_text="新庁舎プロジェクト").wait_for()
+    page.keyboard.press("Escape")
+    wait_for(page, "!document.querySelector('#chat-settings').open")
+    assert page.evaluate("document.activeElement.dataset.settings") == ""
+    page.locator("[data-title]").filter(has_text="新庁舎プロジェクト").wait_for()
+
+    # Bob is no owner: his settings have no name form, and the API refuses an archive.
+    bob_tab.locator(f"[data-conversation='{channel.pk}']").click()
+    bob_tab.get_by_role("button", name="会話の設定").click()
+    bob_settings = bob_tab.locator("#chat-settings")
+    bob_settings.locator("[data-member=alice]").wait_for()
+    assert bob_settings.locator("[data-info-form]").is_hidden()
+    assert bob_settings.locator("[data-archive]").is_hidden()
+
+
+def test_it_changes_the_persons_own_notification_level_and_mute(
+    page: Any, bunsho_channel: Conversation, alice: User
+) -> None:
+    open_chat(page, "alice", bunsho_channel)
+    page.get_by_role("button", name="会話の設定").click()
+    box = page.locator("#chat-settings")
+    wait_for(page, "document.querySelector('#chat-settings input[value=all]').checked")
+    # 所属 channels: no leaving, no renaming for a member.
+    assert box.locator("[data-leave]").is_hidden()
+    box.get_by_label("メンションのみ").check()
+    box.get_by_label("ミュート（未読を目立たせない）").check()
+    box.get_by_role("button", name="通知の設定を保存").click()
+    box.locator("[data-dialog-status]").filter(has_text="保存しました。").wait_for()
+    row = bunsho_channel.memberships.get(user=alice)
+    assert (row.notify, row.muted) == ("mentions", True)
+
+    box.get_by_label("通知しない").check()
+    box.get_by_label("ミュート（未読を目立たせない）").uncheck()
+    box.get_by_role("button", name="通知の設定を保存").click()
+    box.locator("[data-dialog-status]").filter(has_text="保存しました。").wait_for()
+    row.refresh_from_db()
+    assert (row.notify, row.muted) == ("none", False)
+
+
+def test_it_finds_and_joins_a_public_project_channel(
+    page: Any, alice: User, bob: User, bunsho_channel: Conversation
+) -> None:
+    from yakuba.chat.actions.conversations import do_create_project_channel
+
+    channel = do_create_project_channel(
+        name="防災訓練", description="10月の訓練の準備", acting_user=alice
+    )
+    do_create_project_channel(name="秘密の企画", is_private=True, acting_user=alice)
+    open_chat(page, "bob", bunsho_channel)
+    page.get_by_role("button", name="チャンネルを探す").click()
+    box = page.locator("#chat-browse")
+    box.get_by_text("10月の訓練の準備").wait_for()
+    assert box.get_by_text("秘密の企画").count() == 0
+    box.get_by_role("button", name="防災訓練 参加する").click()
+    page.wait_for_selector(f"#chat[data-current='{channel.pk}']")
+    assert channel.memberships.filter(user=bob).exists()
+    page.locator(f"[data-conversation='{channel.pk}']").wait_for()
+
+
+def test_it_shows_unread_replies_on_a_thread_root(
+    page: Any, alice: User, bob: User, bunsho_channel: Conversation
+) -> None:
+    root = send_as(bob, bunsho_channel, "予算の確認をお願いします")
+    for text in ("一件目の補足", "二件目の補足"):
+        row = access.access_conversation_for_post(bob, bunsho_channel.pk)
+        check_send_message(
+            row, text=text, client_key=str(uuid.uuid4()), thread_root_id=root.pk, acting_user=bob
+        )
+    open_chat(page, "alice", bunsho_channel)
+    node = page.locator(f'{SENT}[data-message="{root.pk}"]')
+    node.locator("[data-thread-unread]").filter(has_text="未読の返信 2件").wait_for()
+
+    # Opening the thread reads it; the marker goes.
+    node.get_by_role("button", name="返信 2件").click()
+    page.locator("[data-thread-messages]").get_by_text("二件目の補足").wait_for()
+    node.locator("[data-thread-unread]").wait_for(state="detached")
+    page.get_by_role("button", name="閉じる").first.click()
+
+    # A reply arriving live while the thread is closed marks it again.
+    row = access.access_conversation_for_post(bob, bunsho_channel.pk)
+    check_send_message(
+        row,
+        text="三件目の補足",
+        client_key=str(uuid.uuid4()),
+        thread_root_id=root.pk,
+        acting_user=bob,
+    )
+    node.locator("[data-thread-unread]").filter(has_text="未読の返信 1件").wait_for()
+
+
+def test_it_lists_notices_first_and_takes_no_reply_there(
+    page: Any, alice: User, bunsho_channel: Conversation
+) -> None:
+    from yakuba.chat.notices import notify_person
+
+    notify_person(alice, "会議室Aの予約が解放されました")
+    notices = Conversation.objects.get(kind=Conversation.Kind.NOTICES)
+    open_chat(page, "alice", bunsho_channel)
+    group = page.locator("[data-group=notices]")
+    group.locator(f"[data-conversation='{notices.pk}']").wait_for()
+    first_heading = page.locator(".chat-sidebar h2").first.inner_text()
+    assert first_heading == "お知らせ"
+
+    group.locator(f"[data-conversation='{notices.pk}']").click()
+    page.locator(SENT).get_by_text("会議室Aの予約が解放されました").wait_for()
+    page.get_by_text("このお知らせには返信できません").wait_for()
+    assert page.locator("[data-composer]").is_hidden()
+    # Back in a channel, the composer is there again.
+    page.locator(f"[data-conversation='{bunsho_channel.pk}']").click()
+    page.locator("[data-composer]").wait_for()
+    assert page.locator("[data-readonly]").is_hidden()

@@ -21,7 +21,6 @@ from yakuba.chat.access import (
     access_conversation,
     access_conversation_for_manage,
     access_conversation_for_post,
-    access_conversation_for_read_mark,
     access_disclosure,
     may_manage,
     readable_conversations,
@@ -34,7 +33,6 @@ from yakuba.chat.actions.conversations import (
     do_get_or_create_direct,
 )
 from yakuba.chat.models import Conversation
-from yakuba.chat.notices import notify_person
 from yakuba.directory.actions.staff import do_apply_due_transfers, do_schedule_transfers
 from yakuba.directory.csv_io import TransferRecord
 from yakuba.directory.models import User
@@ -217,24 +215,6 @@ def test_it_stops_a_transferred_section_head_managing_the_old_channel(
     assert not may_manage(dora, bunsho)
     with pytest.raises(PermissionDenied):
         access_conversation_for_manage(dora, bunsho.pk)
-
-
-def test_it_lets_a_member_mark_notices_and_archived_conversations_read(
-    alice: User, bob: User, charlie: User, project: Conversation
-) -> None:
-    notice = notify_person(alice, "会議室の予約が承認されました。")
-    assert notice is not None
-    do_archive(project, acting_user=alice)
-
-    # Nobody posts there, but the member's 既読 must still move.
-    for conversation_id in (notice.conversation_id, project.pk):
-        with pytest.raises(PermissionDenied):
-            access_conversation_for_post(alice, conversation_id)
-    assert access_conversation_for_read_mark(alice, notice.conversation_id).user_id == alice.pk
-    assert access_conversation_for_read_mark(bob, project.pk).conversation == project
-    with pytest.raises(PermissionDenied):
-        access_conversation_for_read_mark(charlie, project.pk)
-    assert denials(charlie)[-1].details["what"] == "chat.read"
 
 
 def test_it_lets_only_it_admins_and_auditors_at_disclosure(

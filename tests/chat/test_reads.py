@@ -4,9 +4,11 @@ counts and the first-unread marker, resync after a gap, and the query budgets.""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any
 
 import pytest
+from django.db import connection
 from pytest_django import DjangoAssertNumQueries
 
 from yakuba.chat import access, queries
@@ -300,3 +302,81 @@ def test_it_tells_where_the_pointer_is_when_another_tab_moved_it(
     assert read(bob, bunsho_channel, 3)  # another tab, meanwhile
     assert not do_mark_read(stale, up_to_seq=3)
     assert stale.last_read_seq == 3
+
+
+def test_it_lists_the_readers_of_a_reply_from_the_thread(
+    bunsho_channel: Conversation, alice: User, bob: User, dora: User
+) -> None:
+    """Dora read the timeline past the reply without opening the thread: not a reader."""
+    root = send(alice, bunsho_channel, "引越しの段取り")
+    reply = send(alice, bunsho_channel, "段ボールは50箱", thread_root_id=root.pk)
+    later = send(alice, bunsho_channel, "別件")
+    read(dora, bunsho_channel, later.seq)
+    read(bob, bunsho_channel, later.seq)
+    root.refresh_from_db()
+    do_mark_thread_read(bob, root, up_to_seq=reply.seq)
+    assert queries.readers(reply) == [(bob.pk, "坂東 歩", None)]
+    assert {uid for uid, _name, _at in queries.readers(later)} == {dora.pk, bob.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_resyncs_without_a_gap_while_changes_race(
+    bunsho_channel: Conversation, alice: User, bob: User
+) -> None:
+    """Writers send, edit and react at once while a client resyncs again and again from
+    the head it was given: it ends with every message in its latest state (a change
+    committed out of seq order would be skipped for good), and no seq is taken twice."""
+    seen: dict[int, int] = {}
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer(user: User, prefix: str) -> None:
+        try:
+            for i in range(8):
+                message = send(user, bunsho_channel, f"{prefix}{i}")
+                if i % 2:
+                    do_edit_message(message, text=f"{prefix}{i}（訂正）", acting_user=user)
+                do_toggle_reaction(message, emoji="👍", add=True, acting_user=user)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def poller() -> None:
+        head = 0
+        try:
+            while not done.is_set():
+                changes = queries.changes_after(bunsho_channel, head, limit=3)
+                assert all(head < m.changed_seq <= changes.head for m in changes.messages)
+                assert changes.head >= head
+                seen.update({m.pk: m.changed_seq for m in changes.messages})
+                head = changes.head
+            while True:  # the writers are done: catch up from the last head
+                changes = queries.changes_after(bunsho_channel, head, limit=3)
+                seen.update({m.pk: m.changed_seq for m in changes.messages})
+                head = changes.head
+                if not changes.more:
+                    break
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    writers = [
+        threading.Thread(target=writer, args=(alice, "a")),
+        threading.Thread(target=writer, args=(bob, "b")),
+    ]
+    reading = threading.Thread(target=poller)
+    reading.start()
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(timeout=120)
+    done.set()
+    reading.join(timeout=120)
+    assert not errors, errors
+    final = dict(Message.objects.values_list("pk", "changed_seq"))
+    assert seen == final
+    changed = sorted(final.values())
+    assert len(set(changed)) == len(changed) == 16
+    assert Conversation.objects.get(pk=bunsho_channel.pk).last_seq == 16 * 2 + 8

@@ -410,6 +410,8 @@ def test_it_answers_bad_requests_with_a_clear_400(bob: User, bunsho_channel: Con
         ({"q": "予約", "from": "0001-01-01"}, "bad_date", "from"),
         ({"q": "予約", "person": "9" * 30}, "bad_request", "person"),
         ({"q": "予約", "before": "9" * 30}, "bad_request", "before"),
+        ({"q": "予約", "limit": "0"}, "bad_request", "limit"),
+        ({"q": "予約", "limit": "101"}, "bad_request", "limit"),
     )
     for params, code, field in cases:
         response = client.get("/api/chat/search", params)
@@ -418,6 +420,8 @@ def test_it_answers_bad_requests_with_a_clear_400(bob: User, bunsho_channel: Con
         assert error["code"] == code, params
         assert error["fields"][field], params
         assert error["message"] != error["message_en"]
+        if field == "limit":
+            assert "件数" in error["message"], params
 
 
 def test_it_refuses_the_search_to_callers_not_signed_in(bunsho_channel: Conversation) -> None:

@@ -133,20 +133,6 @@ def access_conversation_for_post(user: AnyUser, conversation_id: int) -> Members
     return membership
 
 
-def access_conversation_for_read_mark(user: AnyUser, conversation_id: int) -> Membership:
-    """``user``'s membership, if they are a member: marking as read (既読) and a
-    member's own settings.  Unlike posting, also in an archived conversation and in a
-    person's お知らせ, which would otherwise stay unread for ever.
-    ``membership.conversation`` is loaded."""
-    conversation = _conversation(conversation_id)
-    membership = membership_of(user, conversation)
-    if membership is None:
-        _refuse(user, "chat.read", conversation)
-    assert membership is not None
-    membership.conversation = conversation
-    return membership
-
-
 def access_conversation_for_manage(user: AnyUser, conversation_id: int) -> Conversation:
     conversation = _conversation(conversation_id)
     if not may_manage(user, conversation):

@@ -246,7 +246,7 @@ class ThreadOut(Schema):
 class ReaderOut(Schema):
     user: int
     name: str
-    read_at: dt.datetime
+    read_at: dt.datetime | None = Field(None, description="None for a reply (read in its thread)")
 
 
 class PageQuery(Schema):

@@ -27,7 +27,7 @@ from yakuba.chat.actions import ChatError
 from yakuba.chat.disclosure import do_export_messages
 from yakuba.chat.models import Conversation
 from yakuba.chat.retention import check_set_legal_hold, check_set_retention, retention_dict
-from yakuba.chat.search import search_messages
+from yakuba.chat.search import MAX_LIMIT, search_messages
 from yakuba.directory.models import User
 from yakuba.lib import clock
 from yakuba.lib.api_auth import caller
@@ -99,6 +99,25 @@ def _id(value: str | None, name: str) -> int | None:
     return number
 
 
+def _limit(value: str | None) -> int:
+    if not value:
+        return 30
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_LIMIT:
+        message = _("件数は1から%(n)dまでの数で指定してください。") % {"n": MAX_LIMIT}
+        raise ApiError(
+            "bad_request",
+            status=400,
+            message=message,
+            message_en=f"limit must be a number from 1 to {MAX_LIMIT}",
+            fields={"limit": [message]},
+        )
+    return number
+
+
 def _flag(value: str | None, name: str) -> bool | None:
     if value is None or value == "":
         return None
@@ -142,7 +161,7 @@ def search(request: HttpRequest, filters: Query[SearchQuery]) -> dict[str, Any]:
             date_from=_date(filters.date_from, "from"),
             date_to=_date(filters.date_to, "to"),
             has_file=_flag(filters.has_file, "has_file"),
-            limit=_id(filters.limit, "limit") or 30,
+            limit=_limit(filters.limit),
             before_id=_id(filters.before, "before"),
         )
     except ChatError as exc:

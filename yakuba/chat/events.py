@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import transaction
+
 from yakuba.chat.formatting import render_html
 from yakuba.chat.models import Attachment, Conversation, Membership, Message, Reaction
 from yakuba.realtime.send import send_event_on_commit, send_live_on_commit
@@ -128,7 +130,13 @@ def notify_read(membership: Membership, *, recipients: list[int] | None = None) 
 
 def notify_conversation(conversation: Conversation, change: str, user_ids: Iterable[int]) -> None:
     """A persisted event: the conversation was added to, removed from or changed for
-    these people (clients refetch their list)."""
+    these people (clients refetch their list).  This process also drops its cached
+    member list of the conversation (typing indicators); other processes' caches expire
+    within ``live.MEMBERS_TTL``."""
+    from yakuba.chat import live
+
+    conversation_id = conversation.pk
+    transaction.on_commit(lambda: live.forget_members(conversation_id))
     send_event_on_commit(
         {"type": "chat", "op": "conversation", "conversation": conversation.pk, "change": change},
         user_ids,

@@ -282,13 +282,28 @@ def read_counts(conversation: Conversation, messages: Sequence[Message]) -> dict
     return counts
 
 
-def readers(message: Message) -> list[tuple[int, str, dt.datetime]]:
+def readers(message: Message) -> list[tuple[int, str, dt.datetime | None]]:
     """Who read the message and when (the earliest read mark covering its seq), for
     the current members other than the sender, earliest first.  Empty where the
-    conversation does not show 既読."""
+    conversation does not show 既読.
+
+    A reply is read in its thread: the members whose thread pointer reached it, by
+    name, without a time (thread pointers keep no history of their moves)."""
     conversation = message.conversation
     if not conversation.read_receipts:
         return []
+    if message.thread_root_id is not None:
+        in_thread = (
+            ThreadRead.objects.filter(
+                root_id=message.thread_root_id,
+                last_read_seq__gte=message.seq,
+                user__chat_memberships__conversation=conversation,
+            )
+            .exclude(user_id=message.sender_id or 0)
+            .order_by("user__display_name", "user_id")
+            .values_list("user_id", "user__display_name", "user__username")
+        )
+        return [(user_id, name or username, None) for user_id, name, username in in_thread]
     rows = (
         ReadMark.objects.filter(
             conversation=conversation,

@@ -198,7 +198,7 @@ def _matching(scope: QuerySet[Message], terms: Sequence[str]) -> QuerySet[Messag
     for term in terms:
         if term in indexed:
             continue
-        if len(term) >= INDEXED_MIN_CHARS:
+        if len(term) >= INDEXED_MIN_CHARS and connection.vendor == "postgresql":
             # PostgreSQL: each side on its own, so that each is answered from its pg_trgm
             # index (an OR with a correlated EXISTS is evaluated row by row over every
             # readable message, the index unused).  The files' side needs no scope of its

@@ -16,7 +16,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -127,7 +127,9 @@ def _strings() -> dict[str, str]:
         "private": _("非公開"),
         "archive": _("アーカイブする"),
         "unarchive": _("アーカイブを解除する"),
-        "archive_confirm": _("この会話をアーカイブしますか。アーカイブすると誰も投稿できなくなります。"),
+        "archive_confirm": _(
+            "この会話をアーカイブしますか。アーカイブすると誰も投稿できなくなります。"
+        ),
         "leave_confirm": _("この会話から退出しますか。"),
         "remove_member_confirm": _("{name}さんをこの会話から外しますか。"),
         "saved": _("保存しました。"),
@@ -139,6 +141,8 @@ def _strings() -> dict[str, str]:
         "notices_readonly": _("このお知らせには返信できません"),
         "archived_note": _("この会話はアーカイブされています。投稿できません。"),
         "muted": _("ミュート"),
+        "settings_of": _("「{name}」の設定"),
+        "leave": _("退出する"),
     }
 
 
@@ -224,6 +228,7 @@ def browsable_channels(person: User) -> list[dict[str, Any]]:
         readable_conversations(person)
         .filter(kind=Conversation.Kind.PROJECT, is_private=False, archived_at__isnull=True)
         .exclude(memberships__user=person)
+        .annotate(member_count=Count("memberships"))
         .order_by("name")[:200]
     )
     return [
@@ -231,7 +236,7 @@ def browsable_channels(person: User) -> list[dict[str, Any]]:
             "id": row.pk,
             "name": row.name,
             "description": row.description,
-            "members": Membership.objects.filter(conversation=row).count(),
+            "members": row.member_count,
         }
         for row in rows
     ]
