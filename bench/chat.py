@@ -79,7 +79,12 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=None, help="ladder step seconds (10)")
     parser.add_argument("--ladder-rates", default=None, help="comma-separated msg/s")
     parser.add_argument("--synapse-db", choices=["sqlite", "postgresql", "both"], default=None)
-    parser.add_argument("--mode", choices=["embedded"], default="embedded")
+    parser.add_argument(
+        "--mode",
+        choices=["embedded", "ward"],
+        default="embedded",
+        help="embedded: one process, SQLite; ward: 2 uvicorn workers, Redis, PostgreSQL",
+    )
     parser.add_argument(
         "--ws-compression",
         action="store_true",
@@ -119,6 +124,7 @@ def main() -> None:
             activity=activity,
             stop_on_miss=False,
             compression=args.ws_compression,
+            mode=args.mode,
         )
         measured = large["steps"][-1] if large["steps"] else {}
         result.update(
@@ -156,6 +162,7 @@ def main() -> None:
                 activity=0.0,
                 stop_on_miss=True,
                 compression=args.ws_compression,
+                mode=args.mode,
             )
             best = best_step(ladder["steps"])
             result["max_msgs_per_s_at_1s"] = best["rate"] if best else 0
@@ -512,14 +519,16 @@ def yakuba_run(
     activity: float,
     stop_on_miss: bool,
     compression: bool,
+    mode: str = "embedded",
 ) -> dict[str, Any]:
-    with _scratch("yakuba-bench-chat-") as scratch:
+    with _scratch("yakuba-bench-chat-") as scratch, _database(mode, scratch) as database_url:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "yakuba.settings",
-            "DATABASE_URL": f"sqlite:///{scratch / 'bench-chat.sqlite3'}",
+            "DATABASE_URL": database_url,
             "YAKUBA_VAR_DIR": str(scratch),
-            "REDIS_URL": "",
+            "REDIS_URL": REDIS_URL if mode == "ward" else "",
+            "YAKUBA_REDIS_PREFIX": f"bench-chat-{os.getpid()}",
             "YAKUBA_MAIL_ENABLED": "false",
             "PYTHONPATH": str(ROOT),
         }
@@ -542,14 +551,31 @@ def yakuba_run(
         )
         port = _free_port()
         server_log = (scratch / "server.log").open("wb")
+        if mode == "ward":
+            # The ward tier on 2 cores: two uvicorn processes, Redis, PostgreSQL, and the
+            # task worker apart (as bench/rooms.py runs it).
+            command = [sys.executable, "-m", "uvicorn", "yakuba.asgi:application"]
+            command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+            command += ["--lifespan", "off", "--log-level", "warning"]
+        else:
+            command = [sys.executable, str(Path(__file__).resolve()), "_serve", str(port)]
         server = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "_serve", str(port)],
+            command,
             env=env,
             cwd=ROOT,
             stdout=server_log,
             stderr=server_log,
             preexec_fn=_raise_nofile,  # only setrlimit
         )
+        worker = None
+        if mode == "ward":
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "yakuba.cli", "worker"],
+                env=env,
+                cwd=ROOT,
+                stdout=server_log,
+                stderr=server_log,
+            )
         loadgen = None
         try:
             _wait_http(port, "/healthz", server, 60)
@@ -582,6 +608,8 @@ def yakuba_run(
             loadgen = Loadgen(spec, scratch)
 
             def presence() -> float | None:
+                if mode == "ward":
+                    return None  # the counter is per process: not read across workers
                 try:
                     return float(_get_json(port, PRESENCE_PATH)["cpu_seconds"])
                 except (OSError, ValueError, KeyError):
@@ -591,13 +619,18 @@ def yakuba_run(
             outcome["presence_method"] = (
                 "yakuba.chat.presence.cpu_seconds() (CPU time of the server's threads inside "
                 "presence code), read over the idle window"
+                if mode == "embedded"
+                else "not measured in ward mode (per-process counter)"
             )
+            outcome["mode"] = mode
             outcome["users"] = users
             return outcome
         finally:
             if loadgen is not None:
                 loadgen.close()
             _stop(server)
+            if worker is not None:
+                _stop(worker)
             server_log.close()
             text = (scratch / "server.log").read_text(errors="replace")
             if "Traceback" in text:
@@ -605,6 +638,26 @@ def yakuba_run(
                 log("server log (the last traceback):", *last, sep="\n  ")
             if os.environ.get("BENCH_CHAT_KEEP_LOG"):
                 shutil.copy(scratch / "server.log", os.environ["BENCH_CHAT_KEEP_LOG"])
+
+
+@contextmanager
+def _database(mode: str, scratch: Path) -> Iterator[str]:
+    """Embedded: a SQLite file in the scratch folder.  Ward: the PostgreSQL database
+    ``bench_yakuba_chat``, created and dropped."""
+    if mode == "embedded":
+        yield f"sqlite:///{scratch / 'bench-chat.sqlite3'}"
+        return
+    import psycopg
+
+    base, _, _ = SERVER_URL.rpartition("/")
+    with psycopg.connect(SERVER_URL, autocommit=True) as server:
+        server.execute(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
+        server.execute(f"CREATE DATABASE {PG_NAME}")
+    try:
+        yield f"{base}/{PG_NAME}"
+    finally:
+        with psycopg.connect(SERVER_URL, autocommit=True) as server:
+            server.execute(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
 
 
 def _child_main(part: str, argv: list[str]) -> None:

@@ -444,3 +444,19 @@ def test_it_refuses_a_username_no_account_can_have(channels: Any, alice: User) -
         response = post(signed_in(alice), "/conversations", {"kind": "group", "members": [name]})
         assert response.status_code in (400, 422), response.content
         assert "\x00" not in body(response)["error"]["message"]
+
+
+def test_it_answers_413_to_a_body_over_the_request_size_limit(
+    client: Client, alice: User, bunsho_channel: Conversation
+) -> None:
+    client.force_login(alice)
+
+    response = client.post(
+        f"/api/chat/conversations/{bunsho_channel.pk}/messages",
+        {"text": "あ" * 1_000_000, "client_key": "too-big-1"},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+    assert not Message.objects.filter(client_key="too-big-1").exists()

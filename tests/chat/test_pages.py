@@ -220,3 +220,68 @@ def test_it_links_a_reply_found_by_search_to_its_thread(
 
     assert f'data-result="{reply.pk}"' in html
     assert f"/chat/?c={bunsho_channel.pk}&amp;m={root.pk}&amp;thread=1" in html
+
+
+# --- the pickers' look-ups (?people= / ?channels=1) ----------------------------------------
+
+
+def test_it_finds_staff_by_name_or_kana_for_the_pickers_with_their_user_names(
+    alice: User, bob: User, charlie: User
+) -> None:
+    client = client_for(alice)
+
+    by_name = client.get("/chat/", {"people": "千葉"}, HTTP_ACCEPT="application/json").json()
+    by_kana = client.get("/chat/", {"people": "ばんどう"}).json()
+    herself = client.get("/chat/", {"people": "青木"}).json()
+
+    assert [(p["username"], p["name"], p["detail"]) for p in by_name["items"]] == [
+        ("charlie", "千葉 茶太郎", "戸籍住民課")
+    ]
+    assert [p["username"] for p in by_kana["items"]] == ["bob"]
+    assert herself["items"] == []  # nobody picks themselves
+    assert client.get("/chat/", {"people": "  "}).json()["items"] == []
+
+
+def test_it_offers_guests_only_when_asked_for_a_project_channel_and_never_to_guests(
+    alice: User, guest: User, project: Conversation
+) -> None:
+    client = client_for(alice)
+
+    plain = client.get("/chat/", {"people": "ジーナ"}).json()["items"]
+    with_guests = client.get("/chat/", {"people": "ジーナ", "guests": "1"}).json()["items"]
+    do_add_members(project, [guest], acting_user=alice)
+    as_guest = client_for(guest).get("/chat/", {"people": "青木", "guests": "1"}).json()
+
+    assert plain == []
+    assert [(p["username"], p["kind"]) for p in with_guests] == [("gina", "guest")]
+    assert as_guest["items"] == []  # the directory is for staff only
+
+
+def test_it_lists_public_channels_to_join_but_not_private_joined_or_archived_ones(
+    alice: User, bob: User, charlie: User, project: Conversation
+) -> None:
+    from yakuba.chat.actions.conversations import do_archive
+
+    secret = do_create_project_channel(name="人事異動の準備", is_private=True, acting_user=alice)
+    old = do_create_project_channel(name="旧庁舎の解体", acting_user=alice)
+    do_archive(old, acting_user=alice)
+
+    for_charlie = client_for(charlie).get("/chat/", {"channels": "1"}).json()["items"]
+    for_bob = client_for(bob).get("/chat/", {"channels": "1"}).json()["items"]
+
+    assert [(c["id"], c["name"], c["members"]) for c in for_charlie] == [
+        (project.pk, "新庁舎移転プロジェクト", 2)
+    ]
+    assert for_bob == []  # a member already
+    assert secret.pk not in [c["id"] for c in for_charlie]
+
+
+def test_it_gives_the_client_the_texts_of_the_new_dialogs(alice: User) -> None:
+    html = client_for(alice).get("/chat/").content.decode()
+    boot = boot_data(html)
+
+    assert boot["page_url"] == "/chat/"
+    assert boot["strings"]["notices_readonly"] == "このお知らせには返信できません"
+    for dialog in ('id="chat-new"', 'id="chat-browse"', 'id="chat-settings"'):
+        assert dialog in html
+    assert 'data-group="notices"' in html

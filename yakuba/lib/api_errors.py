@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
@@ -54,6 +54,11 @@ CATALOGUE: dict[str, tuple[int, str, str]] = {
         404,
         "指定されたものは見つかりません。",
         "The requested resource was not found.",
+    ),
+    "too_large": (
+        413,
+        "送信された内容が大きすぎます。短くするか、ファイルとして添付してください。",
+        "The request body is too large; shorten it or send it as a file.",
     ),
     "method_not_allowed": (
         405,
@@ -158,6 +163,9 @@ def answer(request: HttpRequest, exc: Exception | type[Exception]) -> HttpRespon
     if isinstance(exc, PermissionDenied):
         # The access_* helper that raised it has already written the audit entry.
         return error_response(403, "forbidden")
+    if isinstance(exc, RequestDataTooBig):
+        # A body over DATA_UPLOAD_MAX_MEMORY_SIZE (a form or JSON, not a file upload).
+        return error_response(413, "too_large")
     # Details stay in the server log: a stack trace can hold personal data or secrets.
     logger.error(
         "unexpected error in %s %s",
@@ -180,6 +188,7 @@ def install(api: NinjaAPI) -> None:
         Throttled,
         ValidationError,
         ApiError,
+        RequestDataTooBig,
     ):
         api.add_exception_handler(exception_class, answer)
 
