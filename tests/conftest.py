@@ -14,6 +14,7 @@ from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.db import transaction
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from tests.smtp import Sink, free_port
 from yakuba.directory.models import Department, StaffProfile, User
 from yakuba.lib import clock
 
@@ -48,6 +49,26 @@ class CheapArgon2PasswordHasher(Argon2PasswordHasher):
     time_cost = 1
     memory_cost = 1024
     parallelism = 1
+
+
+@pytest.fixture
+def smtp_sink(settings: SettingsWrapper) -> Iterator[Sink]:
+    """A real SMTP server on loopback that the mail settings point at (mail enabled)."""
+    from aiosmtpd.controller import Controller
+
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = controller.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_HOST_USER = ""
+    settings.MAIL_ENABLED = True
+    try:
+        yield sink
+    finally:
+        controller.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
-from aiosmtpd.controller import Controller
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from tests.smtp import Sink
 from yakuba.audit.record import Actor
 from yakuba.chat.access import access_conversation_for_post
 from yakuba.chat.actions.conversations import do_remove_member, do_set_notify
@@ -26,8 +25,6 @@ from yakuba.lib import clock
 from yakuba.mail.models import OutboundMail
 from yakuba.tasks.worker import run_once
 
-from ..mail.test_outbox import Sink, free_port
-
 START = dt.datetime(2026, 4, 1, 0, 0, tzinfo=dt.UTC)
 _keys = itertools.count()
 
@@ -36,24 +33,6 @@ _keys = itertools.count()
 def _mention_mail_after_ten_minutes(settings: SettingsWrapper) -> None:
     settings.CHAT_MENTION_EMAIL_DELAY_MINUTES = 10
     settings.SITE_URL = "https://yakuba.city.example.lg.jp"
-
-
-@pytest.fixture
-def smtp_sink(settings: SettingsWrapper) -> Iterator[Sink]:
-    """A real SMTP server on loopback (aiosmtpd) that the mail worker sends to."""
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_HOST_USER = ""
-    settings.MAIL_ENABLED = True
-    try:
-        yield sink
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

@@ -3,18 +3,11 @@ when the relay cannot be reached."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import socket
-from collections.abc import Iterator
-from email.message import EmailMessage
-from typing import Any
-
 import icalendar
 import pytest
-from aiosmtpd.controller import Controller
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from tests.smtp import Sink, free_port
 from yakuba.mail.models import OutboundMail
 from yakuba.mail.outbox import Attachment, queue_mail
 from yakuba.mail.tasks import MAX_SEND_ATTEMPTS, MailNotSent, send_mail
@@ -27,42 +20,6 @@ ICS = (
     "DTSTART:20250612T010000Z\r\nDTEND:20250612T020000Z\r\nSUMMARY:係会議\r\n"
     "END:VEVENT\r\nEND:VCALENDAR\r\n"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Sink:
-    """Keeps every message the SMTP server receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append((list(envelope.rcpt_tos), parsed))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_sink(settings: SettingsWrapper) -> Iterator[Sink]:
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_HOST_USER = ""
-    settings.MAIL_ENABLED = True
-    try:
-        yield sink
-    finally:
-        controller.stop()
 
 
 def _queue() -> OutboundMail:
