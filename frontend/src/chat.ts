@@ -681,15 +681,14 @@ async function pageJson(query: string): Promise<Json[]> {
 }
 
 /** Show a modal dialog; Escape or a [data-close] button closes it and the focus goes
- * back to what opened it. */
-function showDialog(dialog: HTMLDialogElement, after?: () => void): void {
+ * back to what opened it.  Closed with "done" (it did its work and put the focus
+ * elsewhere, e.g. into the new conversation's box), the focus stays where it is. */
+function showDialog(dialog: HTMLDialogElement): void {
   const opener = document.activeElement as HTMLElement | null;
   dialog.addEventListener(
     "close",
     () => {
-      if (after) {
-        after();
-      } else {
+      if (dialog.returnValue !== "done") {
         opener?.focus();
       }
     },

@@ -542,6 +542,9 @@ def test_it_holds_exactly_one_websocket_on_the_chat_page(
     assert len(sockets) == 1, sockets
 
 
+OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
 def pick_person(tab: Any, dialog: Any, query: str, name: str) -> None:
     box = dialog.locator("[data-people-query]")
     box.fill(query)
@@ -606,6 +609,12 @@ def test_it_creates_a_project_channel_the_other_member_sees_appear_and_renamed_l
     pick_person(page, dialog, "坂東", "坂東 歩")
     dialog.get_by_role("button", name="作成").click()
     dialog.get_by_text("チャンネルの名前を入力してください。").wait_for()
+    dialog.locator("[data-people-query]").fill("さか")  # results shown too
+    dialog.locator("[data-people-results] li").first.wait_for()
+    page.add_script_tag(path=str(axe_source))
+    violations = page.evaluate(AXE_RUN)
+    assert violations == [], violations
+    assert page.evaluate(OVERFLOW) <= 0
     dialog.get_by_label("名前", exact=True).fill("庁舎移転プロジェクト")
     dialog.get_by_label("説明").fill("新庁舎への移転準備")
     dialog.get_by_role("button", name="作成").click()
@@ -622,11 +631,7 @@ def test_it_creates_a_project_channel_the_other_member_sees_appear_and_renamed_l
     page.get_by_role("button", name="会話の設定").click()
     settings_box = page.locator("#chat-settings")
     settings_box.locator("[data-member=bob]").wait_for()
-    assert (
-        page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        <= 0
-    )
-    page.add_script_tag(path=str(axe_source))
+    assert page.evaluate(OVERFLOW) <= 0
     violations = page.evaluate(AXE_RUN)
     assert violations == [], violations
     settings_box.get_by_label("名前", exact=True).fill("新庁舎プロジェクト")
@@ -743,3 +748,30 @@ def test_it_lists_notices_first_and_takes_no_reply_there(
     page.locator(f"[data-conversation='{bunsho_channel.pk}']").click()
     page.locator("[data-composer]").wait_for()
     assert page.locator("[data-readonly]").is_hidden()
+
+
+def test_it_leaves_and_archives_a_project_channel_from_its_settings(
+    page: Any, bob_tab: Any, alice: User, bob: User, bunsho_channel: Conversation
+) -> None:
+    from yakuba.chat.actions.conversations import do_create_project_channel
+
+    channel = do_create_project_channel(name="広報誌の編集", members=[bob], acting_user=alice)
+    open_chat(page, "alice", channel)
+    open_chat(bob_tab, "bob", channel)
+
+    bob_tab.get_by_role("button", name="会話の設定").click()
+    bob_settings = bob_tab.locator("#chat-settings")
+    bob_settings.get_by_role("button", name="この会話から退出する").click()
+    bob_tab.locator("#chat-confirm").get_by_role("button", name="退出する").click()
+    bob_tab.locator(f"[data-conversation='{channel.pk}']").wait_for(state="detached")
+    assert not channel.memberships.filter(user=bob).exists()
+
+    page.get_by_role("button", name="会話の設定").click()
+    settings_box = page.locator("#chat-settings")
+    settings_box.get_by_role("button", name="アーカイブする").click()
+    page.locator("#chat-confirm").get_by_role("button", name="アーカイブする").click()
+    settings_box.get_by_role("button", name="アーカイブを解除する").wait_for()
+    channel.refresh_from_db()
+    assert channel.archived_at is not None
+    page.keyboard.press("Escape")
+    wait_for(page, "document.querySelector('#chat-box').disabled")

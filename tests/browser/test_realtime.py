@@ -9,7 +9,7 @@ from django.db import transaction
 
 from tests.browser.helpers import sign_in, wait_for
 from yakuba.directory.models import User
-from yakuba.realtime.send import send_event_on_commit
+from yakuba.realtime.send import send_event_on_commit, send_live_on_commit
 
 pytestmark = pytest.mark.browser
 
@@ -69,3 +69,41 @@ def test_it_shows_the_sign_in_page_on_every_terminal_after_signing_out_everywher
     # The first terminal's socket is closed with 4401 and the page reloads to sign-in.
     page.wait_for_url("**/login/**")
     assert page.get_by_role("button", name="サインイン").is_visible()
+
+
+PAGE_EVENTS = """
+window.pageEvents = [];
+for (const name of ["yakuba:ready", "yakuba:live", "yakuba:live-gap", "yakuba:frame"]) {
+  document.addEventListener(name, (e) => window.pageEvents.push({name, detail: e.detail}));
+}
+"""
+
+SEND = """(frame) => {
+  const detail = {frame};
+  document.dispatchEvent(new CustomEvent("yakuba:send", {detail}));
+  return detail.sent;
+}"""
+
+
+def test_it_hands_live_frames_to_the_page_and_sends_the_pages_frames_once_ready(
+    page: Any, alice: User
+) -> None:
+    page.add_init_script(PAGE_EVENTS)
+    sign_in(page, "alice")
+    page.wait_for_selector("body[data-realtime-state=ready]")
+    wait_for(page, "window.pageEvents.some((e) => e.name === 'yakuba:ready')")
+
+    with transaction.atomic():
+        send_live_on_commit({"type": "test", "op": "live-note", "n": 7}, [alice.pk])
+    wait_for(page, "window.pageEvents.some((e) => e.name === 'yakuba:live')")
+    live = [e for e in page.evaluate("window.pageEvents") if e["name"] == "yakuba:live"]
+    expected = {"type": "test", "op": "live-note", "n": 7}
+    assert live == [{"name": "yakuba:live", "detail": {"event": expected}}]
+
+    # A page's frame goes out on the one socket; the server's answer to an op it does
+    # not know comes back to the page as a frame.
+    assert page.evaluate(SEND, {"op": "test.unknown"}) is True
+    wait_for(page, "window.pageEvents.some((e) => e.name === 'yakuba:frame')")
+    frame = next(e for e in page.evaluate("window.pageEvents") if e["name"] == "yakuba:frame")
+    assert frame["detail"]["frame"]["op"] == "error"
+    assert page.evaluate(SEND, "not a frame") is False

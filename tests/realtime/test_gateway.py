@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from pytest_django.fixtures import Settings as SettingsWrapper
 from websockets.exceptions import InvalidStatus
 
@@ -16,7 +17,7 @@ from yakuba.directory.actions import auth as auth_actions
 from yakuba.directory.actions.staff import do_invite_guest
 from yakuba.directory.models import User
 from yakuba.lib import clock
-from yakuba.realtime import metrics
+from yakuba.realtime import bus, metrics
 from yakuba.realtime.gateway import ConnectionState, InvalidTransition, State
 from yakuba.realtime.models import EventStream, UserEvent
 from yakuba.realtime.send import send_event_on_commit
@@ -368,3 +369,32 @@ def test_it_closes_a_guests_socket_when_the_invitation_runs_out(
         assert ws.close_code(5) == 4401
         # Nor can the same, still stored, session open a new one.
         assert open_socket(server.url, cookie=cookie).close_code() == 4401
+
+
+def test_it_finds_events_another_process_sent_by_polling(
+    server: ThreadServer, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CLI command or a separate worker writes events without reaching this process's
+    sockets: the poller finds them, and only reads the heads when something was sent."""
+    ws = signed_in(server, alice)
+    # As if sent by another process: persisted, never published here.
+    monkeypatch.setattr("yakuba.realtime.send._publish", lambda event, deliveries: None)
+    heads_read: list[list[int]] = []
+    real_read_heads = bus.read_heads
+
+    def counting_read_heads(user_ids: list[int]) -> dict[int, int]:
+        heads_read.append(user_ids)
+        return real_read_heads(user_ids)
+
+    monkeypatch.setattr(bus, "read_heads", counting_read_heads)
+
+    send(note(1), alice)
+    assert ws.next(5) == {"id": 1, "event": note(1)}
+    send(note(2), alice)
+    assert ws.next(5) == {"id": 2, "event": note(2)}
+    reads_while_busy = len(heads_read)
+    time.sleep(3 * bus.POLL_SECONDS)
+
+    if connection.vendor == "sqlite":
+        assert len(heads_read) == reads_while_busy  # nothing new: the heads were not read
+    ws.assert_nothing_pending()

@@ -7,6 +7,15 @@ readers list of a message is answered.  Not audited (the marks are the record).
 
 The 既読 of others changes live (``events.notify_read``) only where the conversation
 shows receipts: where it does not, nobody learns when someone read something.
+
+Sending is not reading.  A person's own message never counts as unread to them (the
+unread counts leave their own messages out), so sending moves their pointer only where
+that changes nothing else: when nobody else's message lies between the pointer and the
+message just sent (they were caught up), the pointer moves onto their message silently,
+in the send's transaction (``advance_own_pointer``): no ``ReadMark`` (nobody's 既読
+count changes, their own message is not counted for them) and no ``read`` event.
+Otherwise it stays where it is: jumping it would mark as read what they were never
+shown.  Thread pointers follow the same rule for a reply (``advance_own_thread_pointer``).
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet
 
 from yakuba.chat import events
 from yakuba.chat.models import (
@@ -27,7 +37,13 @@ from yakuba.chat.models import (
 from yakuba.directory.models import User
 from yakuba.lib import clock
 
-__all__ = ["do_mark_read", "do_mark_thread_read", "move_read_pointer"]
+__all__ = [
+    "advance_own_pointer",
+    "advance_own_thread_pointer",
+    "do_mark_read",
+    "do_mark_thread_read",
+    "move_read_pointer",
+]
 
 
 def move_read_pointer(
@@ -35,17 +51,12 @@ def move_read_pointer(
     up_to_seq: int,
     *,
     now: dt.datetime,
-    own_message: bool = False,
     recipients: list[int] | None = None,
 ) -> bool:
     """Move the pointer to ``up_to_seq`` if that is forward, inside the caller's
     transaction: lock the membership row, write it and one ``ReadMark``, settle the
     person's pending mention e-mails up to there, and send the read event after commit
-    where receipts are shown.  The caller caps ``up_to_seq`` at the head.
-
-    ``own_message``: ``up_to_seq`` is the person's own message just sent.  When the
-    pointer was right before it, no one else's message is newly read, so no 既読 count
-    changes: no mark and no event (the common case of a conversation in full flow)."""
+    where receipts are shown.  The caller caps ``up_to_seq`` at the head."""
     current = (
         Membership.objects.select_for_update()
         .filter(pk=membership.pk)
@@ -60,8 +71,6 @@ def move_read_pointer(
     Membership.objects.filter(pk=membership.pk).update(last_read_seq=up_to_seq, last_read_at=now)
     membership.last_read_seq = up_to_seq
     membership.last_read_at = now
-    if own_message and current >= up_to_seq - 1:
-        return True
     ReadMark.objects.create(
         conversation_id=membership.conversation_id,
         user_id=membership.user_id,
@@ -78,6 +87,63 @@ def move_read_pointer(
     if membership.conversation.read_receipts:
         events.notify_read(membership, recipients=recipients)
     return True
+
+
+def _others_messages(user_id: int, before_seq: int) -> QuerySet[Message]:
+    """Messages before ``before_seq`` that are not ``user_id``'s (notices and deleted
+    messages included: passing over them would need a mark)."""
+    return Message.objects.filter(seq__lt=before_seq).exclude(sender_id=user_id)
+
+
+def advance_own_pointer(membership: Membership, seq: int, *, now: dt.datetime) -> bool:
+    """``membership``'s person just sent the top-level message ``seq``: move their
+    pointer onto it if they were caught up (no one else's top-level message after their
+    pointer and before ``seq``), silently: no mark, no event, nothing else to settle
+    (see the module's docstring).  Otherwise the pointer stays.  Inside the send's
+    transaction; one conditional UPDATE (the pointer and the check in one statement, so
+    a mark from another tab meanwhile is never moved back).  Returns whether it moved."""
+    unread = _others_messages(membership.user_id, seq).filter(
+        conversation_id=membership.conversation_id,
+        thread_root__isnull=True,
+        seq__gt=OuterRef("last_read_seq"),
+    )
+    moved = (
+        Membership.objects.filter(pk=membership.pk, last_read_seq__lt=seq)
+        .filter(~Exists(unread))
+        .update(last_read_seq=seq, last_read_at=now)
+    )
+    if moved:
+        membership.last_read_seq = seq
+        membership.last_read_at = now
+    return moved > 0
+
+
+def advance_own_thread_pointer(user: User, root: Message, seq: int) -> bool:
+    """``user`` just replied ``seq`` in the thread of ``root``: their thread pointer
+    moves onto the reply if no one else's reply lies between it and ``seq`` (the rule of
+    ``advance_own_pointer``); a thread they never opened counts from 0.  Inside the
+    send's transaction.  Queries: the pointer, the check, and the write when it moves."""
+    pointer = ThreadRead.objects.filter(root=root, user=user).first()
+    start = pointer.last_read_seq if pointer is not None else 0
+    if start >= seq:
+        return False
+    if (
+        _others_messages(user.pk, seq)
+        .filter(thread_root=root, seq__gt=start)
+        .exists()
+    ):
+        return False
+    if pointer is None:
+        pointer, created = ThreadRead.objects.get_or_create(
+            root=root, user=user, defaults={"last_read_seq": seq}
+        )
+        if created:
+            return True
+    # Conditional: another tab may have moved it meanwhile (forward only).
+    return (
+        ThreadRead.objects.filter(pk=pointer.pk, last_read_seq=start).update(last_read_seq=seq)
+        > 0
+    )
 
 
 def do_mark_read(membership: Membership, *, up_to_seq: int) -> bool:
