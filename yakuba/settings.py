@@ -117,6 +117,8 @@ except ValueError as exc:
 # Two test runs at once (two checkouts, a helper beside CI) must not share a database.
 _test_database_name = env.str("YAKUBA_TEST_DATABASE_NAME", f"test_yakuba_{os.getpid()}")
 if _database["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's backend with this process's writers queued in turn (yakuba/lib/sqlite).
+    _database["ENGINE"] = "yakuba.lib.sqlite"
     _database["OPTIONS"] = {
         # BEGIN IMMEDIATE takes the write lock at the start of every transaction, so two
         # writers never both read and then fail to upgrade (SQLITE_BUSY mid-transaction).

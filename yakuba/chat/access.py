@@ -121,15 +121,26 @@ def access_conversation(user: AnyUser, conversation_id: int) -> Conversation:
 
 def access_conversation_for_post(user: AnyUser, conversation_id: int) -> Membership:
     """``user``'s membership of the conversation, if they may post there now (a member,
-    and the conversation is not archived).  ``membership.conversation`` is loaded."""
-    conversation = _conversation(conversation_id)
-    membership = membership_of(user, conversation)
+    and the conversation is not archived).  ``membership.conversation`` is loaded.
+
+    One query when the caller is a member (the membership with its conversation); a
+    second one for the conversation only when they are not (404 or a refusal)."""
+    person = active_person(user)
+    membership = (
+        Membership.objects.select_related("conversation__department")
+        .filter(conversation_id=conversation_id, user=person)
+        .first()
+        if person is not None
+        else None
+    )
+    conversation = (
+        membership.conversation if membership is not None else _conversation(conversation_id)
+    )
     # A person's お知らせ is written by the system only.
     system_only = conversation.kind == Conversation.Kind.NOTICES
     if membership is None or conversation.archived_at is not None or system_only:
         _refuse(user, "chat.post", conversation)
     assert membership is not None
-    membership.conversation = conversation
     return membership
 
 

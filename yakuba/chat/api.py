@@ -39,8 +39,9 @@ from yakuba.chat.actions import ChatError
 from yakuba.chat.actions import conversations as conv_actions
 from yakuba.chat.actions.messages import (
     CONTROL,
-    check_forward_message,
-    check_send_message,
+    Sent,
+    check_forward,
+    check_send,
     do_delete_message,
     do_edit_message,
     do_pin,
@@ -529,7 +530,7 @@ def send_message(
     would notify more than CHAT_MENTION_CONFIRM_OVER people (``details.count``)."""
     user = caller(request)
     membership = access.access_conversation_for_post(user, conversation_id)
-    message, created = check_send_message(
+    sent = check_send(
         membership,
         text=payload.text,
         client_key=payload.client_key,
@@ -538,7 +539,7 @@ def send_message(
         confirm_mass_mention=payload.confirm_mentions,
         acting_user=user,
     )
-    return Status(201 if created else 200, _message_out(message.pk))
+    return Status(201 if sent.created else 200, _sent_out(membership.conversation, sent))
 
 
 @router.get("/conversations/{conversation_id}/pins", response=list[MessageOut], summary="ピン留め")
@@ -624,7 +625,7 @@ def forward(
     user = caller(request)
     message = access.access_message(user, message_id)
     target = access.access_conversation_for_post(user, payload.conversation)
-    forwarded, created = check_forward_message(
+    sent = check_forward(
         message,
         target,
         comment=payload.comment,
@@ -632,7 +633,7 @@ def forward(
         acting_user=user,
         confirm_mass_mention=payload.confirm_mentions,
     )
-    return Status(201 if created else 200, _message_out(forwarded.pk))
+    return Status(201 if sent.created else 200, _sent_out(target.conversation, sent))
 
 
 @router.get("/messages/{message_id}/thread", response=ThreadOut, summary="スレッド")
@@ -779,6 +780,21 @@ def _loaded(message_id: int) -> Message:
 def _message_out(message_id: int) -> MessageOut:
     message = _loaded(message_id)
     return _messages_out(message.conversation, [message])[0]
+
+
+def _sent_out(conversation: Conversation, sent: Sent) -> Any:
+    """The answer to a send: the payload the action built, no second read.  既読 of a
+    new message is 0 where receipts are shown (only the sender has seen it, and the
+    sender is not counted); a repeated key's message counts as it stands."""
+    if not conversation.read_receipts:
+        read_count = None
+    elif sent.created:
+        read_count = 0
+    else:
+        read_count = queries.read_counts(conversation, [sent.message]).get(sent.message.pk)
+    # A dict: ninja validates it once against MessageOut (a MessageOut built here would
+    # be validated a second time).
+    return {**sent.payload, "read_count": read_count}
 
 
 def _messages_out(conversation: Conversation, messages: Sequence[Message]) -> list[MessageOut]:

@@ -8,10 +8,20 @@ within a conversation and a client that resyncs from ``changed_seq > S`` misses 
 Keep the transaction short after calling it: every writer of the conversation waits.
 
 Idempotent send.  A send carries a client key; a second send with the same (sender,
-key) returns the first message and ``created=False``.  Two racing sends both pass the
-first look-up; the second one's INSERT then fails on the partial unique constraint
-(the first committed while it waited for the conversation's lock), its savepoint rolls
-back (the seq with it) and it answers with the first message.
+key) returns the first message and ``created=False``.  The send inserts first, with no
+look-up before (the happy path costs nothing for it): a repeated key fails the INSERT
+on the partial unique constraint (also when two sends race: the first committed while
+the second waited for the conversation's lock), the send's savepoint rolls back (the
+seq with it) and the first message is read and answered.  A retry whose input no longer
+passes the checks (its files are attached now, its thread root was deleted) also
+answers with the first message when there is one.
+
+The send answers with what it built (``check_send``: the message, its
+``events.message_dict`` as the members were sent it, and ``created``): the API needs no
+second read of a message it just wrote.
+
+Sending is not reading: the sender's pointer moves onto their message only when they
+were caught up (``chat.actions.reads.advance_own_pointer``; its module says why).
 
 Audited: edits, deletions, pins (``AuditAction.CHAT_*``), without the text (the
 message's revisions hold it).  Sends and reactions are not: the message table is the
@@ -24,7 +34,7 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -43,13 +53,15 @@ from yakuba.chat.models import (
     Message,
     MessageRevision,
     Reaction,
-    ThreadRead,
 )
 from yakuba.directory.models import User
 from yakuba.lib import clock
 
 __all__ = [
+    "Sent",
+    "check_forward",
     "check_forward_message",
+    "check_send",
     "check_send_message",
     "clean_text",
     "do_delete_message",
@@ -221,6 +233,16 @@ def _confirm_mentions(mentions: Mentions, confirmed: bool) -> None:
         )
 
 
+class Sent(NamedTuple):
+    """A send's outcome: the message, its ``events.message_dict`` (for a new message,
+    the one the members were sent; for a repeated key, the first message as it is now)
+    and whether it was created now."""
+
+    message: Message
+    payload: dict[str, Any]
+    created: bool
+
+
 def check_send_message(
     membership: Membership,
     *,
@@ -233,28 +255,63 @@ def check_send_message(
     forwarded_from: Message | None = None,
     mention_text: str | None = None,
 ) -> tuple[Message, bool]:
-    """Send a message as ``membership``'s person (the caller checked they may post:
-    ``access_conversation_for_post``).  Mentions are read from ``mention_text`` when
-    given (a forward: its comment, not the quoted original).  Returns ``(message,
-    created)``: ``created`` is False when this (sender, client key) was sent before, and
-    that message is returned.
+    """``check_send`` without the payload: ``(message, created)``."""
+    sent = check_send(
+        membership,
+        text=text,
+        client_key=client_key,
+        thread_root_id=thread_root_id,
+        attachment_ids=attachment_ids,
+        confirm_mass_mention=confirm_mass_mention,
+        acting_user=acting_user,
+        forwarded_from=forwarded_from,
+        mention_text=mention_text,
+    )
+    return sent.message, sent.created
 
-    Locks the conversation row (``next_seq``) from the INSERT to the commit."""
+
+def check_send(
+    membership: Membership,
+    *,
+    text: str,
+    client_key: str,
+    thread_root_id: int | None = None,
+    attachment_ids: Sequence[int] = (),
+    confirm_mass_mention: bool = False,
+    acting_user: User,
+    forwarded_from: Message | None = None,
+    mention_text: str | None = None,
+) -> Sent:
+    """Send a message as ``membership``'s person (the caller checked they may post:
+    ``access_conversation_for_post``, which loaded ``membership.conversation``).
+    Mentions are read from ``mention_text`` when given (a forward: its comment, not the
+    quoted original).  ``created`` is False when this (sender, client key) was sent
+    before, and that message is returned.
+
+    Queries of a plain new message (no ``@``, file or thread), whatever the number of
+    members: the savepoint, the seq (``next_seq``), the INSERT, the members (who are
+    sent it), the sender's pointer (one conditional UPDATE), the release.  Locks the
+    conversation row from the seq to the commit."""
     client_key = _check_client_key(client_key)
-    existing = _existing(acting_user, client_key)
-    if existing is not None:
-        return _repeated(existing, membership), False
     conversation = membership.conversation
-    files = list(attachment_ids)
-    cleaned = clean_text(text, allow_empty=bool(files))
-    root = _thread_root(conversation, thread_root_id)
-    attachments = _attachments(conversation, acting_user, files)
-    mention_source = cleaned if mention_text is None else mention_text
-    mentions = parse_mentions(mention_source, conversation, sender_id=acting_user.pk)
-    _confirm_mentions(mentions, confirm_mass_mention)
+    try:
+        files = list(attachment_ids)
+        cleaned = clean_text(text, allow_empty=bool(files))
+        root = _thread_root(conversation, thread_root_id)
+        attachments = _attachments(conversation, acting_user, files)
+        mention_source = cleaned if mention_text is None else mention_text
+        mentions = parse_mentions(mention_source, conversation, sender_id=acting_user.pk)
+        _confirm_mentions(mentions, confirm_mass_mention)
+    except ChatError:
+        # A retry whose files are attached now (or whose thread root went meanwhile):
+        # the first message is the answer.
+        existing = _existing(acting_user, client_key)
+        if existing is None:
+            raise
+        return _repeated(existing, membership)
     try:
         with transaction.atomic():
-            message, root = _do_send(
+            message, message_payload = _do_send(
                 membership,
                 acting_user,
                 text=cleaned,
@@ -265,16 +322,18 @@ def check_send_message(
                 forwarded_from=forwarded_from,
             )
     except IntegrityError:
+        # The (sender, client key) was sent before, or just now by a racing send.
         existing = _existing(acting_user, client_key)
         if existing is None:
             raise
-        return _repeated(existing, membership), False
-    return message, True
+        return _repeated(existing, membership)
+    return Sent(message, message_payload, True)
 
 
-def _repeated(existing: Message, membership: Membership) -> Message:
+def _repeated(existing: Message, membership: Membership) -> Sent:
     """The message a repeated client key names, if it was sent to the same conversation
-    (a key used again elsewhere is a client bug: refused, never a silent wrong answer)."""
+    (a key used again elsewhere is a client bug: refused, never a silent wrong answer),
+    read again with its parts."""
     if existing.conversation_id != membership.conversation_id:
         raise ChatError(
             _("この client_key は別の会話への送信で使われています。新しいキーで送ってください。"),
@@ -283,7 +342,10 @@ def _repeated(existing: Message, membership: Membership) -> Message:
             status=409,
             field="client_key",
         )
-    return existing
+    from yakuba.chat import queries
+
+    loaded = queries.message_with_parts(existing.pk)
+    return Sent(loaded, queries.message_payloads([loaded])[0], False)
 
 
 def _do_send(
@@ -296,11 +358,13 @@ def _do_send(
     attachments: list[Attachment],
     mentions: Mentions,
     forwarded_from: Message | None,
-) -> tuple[Message, Message | None]:
+) -> tuple[Message, dict[str, Any]]:
+    from yakuba.chat.actions.reads import advance_own_pointer, advance_own_thread_pointer
+
     conversation = membership.conversation
     now = clock.now()
     seq = next_seq(conversation.pk, message_at=now)
-    conversation.last_message_at = now
+    # The INSERT fails here on a repeated client key (the caller answers the first).
     message = Message.objects.create(
         conversation=conversation,
         seq=seq,
@@ -316,6 +380,8 @@ def _do_send(
         forwarded_from=forwarded_from,
         created_at=now,
     )
+    conversation.last_seq = seq
+    conversation.last_message_at = now
     if attachments:
         attached = Attachment.objects.filter(
             pk__in=[a.pk for a in attachments], message__isnull=True
@@ -334,13 +400,10 @@ def _do_send(
             reply_count=F("reply_count") + 1, last_reply_seq=seq, changed_seq=root_seq
         )
         root.refresh_from_db(fields=["reply_count", "last_reply_seq", "changed_seq"])
-        # The sender has seen the thread up to their own reply.
-        _thread_pointer(sender, root, seq)
+        conversation.last_seq = root_seq
+        advance_own_thread_pointer(sender, root, seq)
     else:
-        # Their own message is read: the pointer moves to it (and past what came before).
-        from yakuba.chat.actions.reads import move_read_pointer
-
-        move_read_pointer(membership, seq, now=now, own_message=True, recipients=recipients)
+        advance_own_pointer(membership, seq, now=now)
     _queue_mentions(message, mentions)
     name = sender.display_name or sender.username
     # A new message has no reactions yet, and its files are the ones just attached.
@@ -349,7 +412,7 @@ def _do_send(
     if root is not None:
         events.notify_message(root, payload(root), recipients=recipients)
     transaction.on_commit(lambda: _run_after_send(message))
-    return message, root
+    return message, fresh
 
 
 def _queue_mentions(message: Message, mentions: Mentions) -> None:
@@ -363,14 +426,6 @@ def _queue_mentions(message: Message, mentions: Mentions) -> None:
 def _run_after_send(message: Message) -> None:
     for hook in list(_after_send):
         hook(message)
-
-
-def _thread_pointer(user: User, root: Message, seq: int) -> None:
-    pointer, created = ThreadRead.objects.get_or_create(
-        root=root, user=user, defaults={"last_read_seq": seq}
-    )
-    if not created and pointer.last_read_seq < seq:
-        ThreadRead.objects.filter(pk=pointer.pk, last_read_seq__lt=seq).update(last_read_seq=seq)
 
 
 def do_post_notice(
@@ -629,6 +684,27 @@ def check_forward_message(
     acting_user: User,
     confirm_mass_mention: bool = False,
 ) -> tuple[Message, bool]:
+    """``check_forward`` without the payload: ``(message, created)``."""
+    sent = check_forward(
+        message,
+        target_membership,
+        comment=comment,
+        client_key=client_key,
+        acting_user=acting_user,
+        confirm_mass_mention=confirm_mass_mention,
+    )
+    return sent.message, sent.created
+
+
+def check_forward(
+    message: Message,
+    target_membership: Membership,
+    *,
+    comment: str,
+    client_key: str,
+    acting_user: User,
+    confirm_mass_mention: bool = False,
+) -> Sent:
     """Send ``message`` on to another conversation (``target_membership``: the
     forwarder may post there), quoted under ``comment``, with ``forwarded_from`` as the
     link back.  The forwarder must be able to read the original.  Idempotent by
@@ -649,7 +725,7 @@ def check_forward_message(
             code="deleted",
         )
     comment = clean_text(comment, allow_empty=True)
-    return check_send_message(
+    return check_send(
         target_membership,
         text=forward_text(message, comment),
         client_key=client_key,

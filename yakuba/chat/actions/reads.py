@@ -127,11 +127,7 @@ def advance_own_thread_pointer(user: User, root: Message, seq: int) -> bool:
     start = pointer.last_read_seq if pointer is not None else 0
     if start >= seq:
         return False
-    if (
-        _others_messages(user.pk, seq)
-        .filter(thread_root=root, seq__gt=start)
-        .exists()
-    ):
+    if _others_messages(user.pk, seq).filter(thread_root=root, seq__gt=start).exists():
         return False
     if pointer is None:
         pointer, created = ThreadRead.objects.get_or_create(
@@ -141,8 +137,7 @@ def advance_own_thread_pointer(user: User, root: Message, seq: int) -> bool:
             return True
     # Conditional: another tab may have moved it meanwhile (forward only).
     return (
-        ThreadRead.objects.filter(pk=pointer.pk, last_read_seq=start).update(last_read_seq=seq)
-        > 0
+        ThreadRead.objects.filter(pk=pointer.pk, last_read_seq=start).update(last_read_seq=seq) > 0
     )
 
 
