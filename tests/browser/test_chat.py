@@ -571,7 +571,7 @@ def test_it_starts_a_direct_message_from_the_dialog_that_reaches_the_other_perso
     dialog.wait_for()
     page.keyboard.press("Escape")
     wait_for(page, "!document.querySelector('#chat-new').open")
-    assert page.evaluate("document.activeElement.dataset.new") == ""
+    wait_for(page, "document.activeElement.dataset.new === ''")
 
     opener.click()
     # Nobody chosen: the dialog says what to do and sends nothing.
@@ -583,7 +583,7 @@ def test_it_starts_a_direct_message_from_the_dialog_that_reaches_the_other_perso
     wait_for(page, "!document.querySelector('#chat-new').open")
     direct = Conversation.objects.get(kind=Conversation.Kind.DIRECT)
     page.wait_for_selector(f"#chat[data-current='{direct.pk}']")
-    assert page.evaluate("document.activeElement.id") == "chat-box"
+    wait_for(page, "document.activeElement.id === 'chat-box'")  # once it has loaded
     page.fill(BOX, "戸籍の件でご相談があります")
     page.press(BOX, "Enter")
 
@@ -640,7 +640,7 @@ def test_it_creates_a_project_channel_the_other_member_sees_appear_and_renamed_l
     link.filter(has_text="新庁舎プロジェクト").wait_for()
     page.keyboard.press("Escape")
     wait_for(page, "!document.querySelector('#chat-settings').open")
-    assert page.evaluate("document.activeElement.dataset.settings") == ""
+    wait_for(page, "document.activeElement.dataset.settings === ''")
     page.locator("[data-title]").filter(has_text="新庁舎プロジェクト").wait_for()
 
     # Bob is no owner: his settings have no name form, and the API refuses an archive.

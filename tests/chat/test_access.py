@@ -67,7 +67,29 @@ def test_it_refuses_a_non_member_and_audits_the_refusal(
 def test_it_answers_404_for_a_conversation_that_does_not_exist(alice: User) -> None:
     with pytest.raises(Http404):
         access_conversation(alice, 999999)
+    with pytest.raises(Http404):
+        access_conversation_for_post(alice, 999999)
     assert denials(alice) == []
+
+
+def test_it_checks_a_poster_in_one_query(
+    channels: dict[str, Conversation],
+    alice: User,
+    charlie: User,
+    django_assert_num_queries: Any,
+) -> None:
+    """The send path: the membership with its conversation (and 所属) in one query; the
+    conversation alone is read only for a refusal."""
+    bunsho = channels["bunsho"]
+    with django_assert_num_queries(1):
+        membership = access_conversation_for_post(alice, bunsho.pk)
+        assert membership.conversation.department is not None
+        assert membership.conversation.department.name == "文書係"
+    assert membership.conversation == bunsho
+    with pytest.raises(PermissionDenied):
+        access_conversation_for_post(charlie, bunsho.pk)
+    (entry,) = denials(charlie)
+    assert (entry.details["what"], entry.target_id) == ("chat.post", str(bunsho.pk))
 
 
 def test_it_keeps_department_channels_to_their_members(

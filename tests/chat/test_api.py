@@ -82,6 +82,50 @@ def test_it_sends_once_per_client_key(bunsho_channel: Conversation, alice: User)
     assert Message.objects.count() == 1
 
 
+def test_it_answers_a_send_with_what_it_built_in_few_queries(
+    bunsho_channel: Conversation,
+    alice: User,
+    bob: User,
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    """No second read of the message just sent: the answer is the payload the members
+    were sent, with 既読 0 (no query: only the sender has seen it)."""
+    client = signed_in(alice)
+    send(client, bunsho_channel, "一通目", "q-1")
+    send(signed_in(bob), bunsho_channel, "ボブから", "q-2")
+    # 1 the session, 2 the user, 3 the membership with its conversation (access),
+    # 4 SAVEPOINT, 5 the seq (UPDATE … RETURNING), 6 INSERT the message, 7 the members,
+    # 8 the sender's pointer (stays: Bob's message was not shown to her), 9 RELEASE.
+    with django_assert_num_queries(9):
+        sent = send(client, bunsho_channel, "二通目", "q-3")
+    assert sent.status_code == 201, sent.content
+    answer = body(sent)
+    stored = body(client.get(f"{API}/conversations/{bunsho_channel.pk}/changes?after=2"))
+    assert answer == stored["items"][0]
+    assert (answer["text"], answer["sender_name"], answer["read_count"]) == ("二通目", "青木 愛", 0)
+    again = send(client, bunsho_channel, "二通目", "q-3")
+    assert again.status_code == 200
+    assert body(again) == answer
+    post(signed_in(bob), f"/conversations/{bunsho_channel.pk}/read", {"seq": answer["seq"]})
+    assert body(send(client, bunsho_channel, "二通目", "q-3"))["read_count"] == 1
+
+
+def test_it_answers_a_send_without_kidoku_where_receipts_are_off(
+    bunsho_channel: Conversation, alice: User, dora: User
+) -> None:
+    off = signed_in(dora).patch(
+        f"{API}/conversations/{bunsho_channel.pk}",
+        json.dumps({"read_receipts": False}),
+        content_type="application/json",
+    )
+    assert off.status_code == 200, off.content
+    client = signed_in(alice)
+    sent = send(client, bunsho_channel, "既読なし", "rr-1")
+    assert sent.status_code == 201, sent.content
+    assert body(sent)["read_count"] is None
+    assert body(send(client, bunsho_channel, "既読なし", "rr-1"))["read_count"] is None
+
+
 def test_it_answers_errors_in_the_one_format(
     bunsho_channel: Conversation, alice: User, bob: User, dora: User, settings: Any
 ) -> None:

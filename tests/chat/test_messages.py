@@ -25,7 +25,7 @@ from yakuba.chat.actions.messages import (
     do_toggle_reaction,
     do_unpin,
 )
-from yakuba.chat.actions.reads import do_mark_thread_read
+from yakuba.chat.actions.reads import do_mark_read, do_mark_thread_read
 from yakuba.chat.mentions import parse_mentions
 from yakuba.chat.models import (
     Attachment,
@@ -74,15 +74,83 @@ def test_it_sends_a_message_in_seq_order_and_tells_the_members(
     assert events[0][0]["message"]["sender_name"] == "青木 愛"
 
 
-def test_it_counts_the_senders_own_message_as_read(
+def test_it_moves_a_caught_up_senders_pointer_silently(
+    bunsho_channel: Conversation, alice: User, bob: User, sent: Sent
+) -> None:
+    """Sending is not reading: Alice was caught up, so her pointer moves onto her own
+    message, without a mark or a read event (nobody's 既読 count changes)."""
+    bobs = send(bob, bunsho_channel, "先に一件")
+    membership = access.access_conversation_for_post(alice, bunsho_channel.pk)
+    assert do_mark_read(membership, up_to_seq=bobs.seq)
+    sent.clear()
+    mine = send(alice, bunsho_channel, "了解です")
+    again = send(alice, bunsho_channel, "もう一言")
+    pointer = Membership.objects.get(conversation=bunsho_channel, user=alice).last_read_seq
+    assert pointer == again.seq
+    assert list(ReadMark.objects.filter(user=alice).values_list("from_seq", "to_seq")) == [
+        (0, bobs.seq)
+    ]
+    assert chat_events(sent, "read") == []
+    # Bob's own first message moved his pointer too (nothing was before it); no more.
+    assert Membership.objects.get(conversation=bunsho_channel, user=bob).last_read_seq == 1
+    assert queries.read_counts(bunsho_channel, [mine]) == {mine.pk: 0}
+
+
+def test_it_does_not_read_for_the_sender_what_they_were_not_shown(
+    bunsho_channel: Conversation, alice: User, bob: User, sent: Sent
+) -> None:
+    """Bob's message came after Alice's pointer: her send leaves the pointer before it
+    (no mark, no event), so Bob's message is not 既読 by her and stays unread for her;
+    her own messages never count as unread."""
+    bobs = send(bob, bunsho_channel, "ボブの連絡")
+    sent.clear()
+    send(alice, bunsho_channel, "返事")
+    send(alice, bunsho_channel, "追伸")
+    assert Membership.objects.get(conversation=bunsho_channel, user=alice).last_read_seq == 0
+    assert not ReadMark.objects.filter(user=alice).exists()
+    assert chat_events(sent, "read") == []
+    assert queries.read_counts(bunsho_channel, [bobs]) == {bobs.pk: 0}
+    row = {r["id"]: r for r in queries.conversation_list(alice)}[bunsho_channel.pk]
+    assert (row["unread"], row["first_unread_seq"]) == (1, bobs.seq)
+
+
+def test_it_passes_over_changes_but_not_others_messages_or_notices(
     bunsho_channel: Conversation, alice: User, bob: User
 ) -> None:
-    send(bob, bunsho_channel, "先に一件")
-    mine = send(alice, bunsho_channel, "了解です")
-    membership = Membership.objects.get(conversation=bunsho_channel, user=alice)
-    assert membership.last_read_seq == mine.seq
-    bob_pointer = Membership.objects.get(conversation=bunsho_channel, user=bob).last_read_seq
-    assert bob_pointer == 1
+    """Caught up means no one else's top-level message between the pointer and the new
+    one: a reaction, an edit or a reply in a thread takes a seq without being one."""
+    first = send(alice, bunsho_channel, "一")
+    assert Membership.objects.get(conversation=bunsho_channel, user=alice).last_read_seq == 1
+    do_toggle_reaction(first, emoji="👍", add=True, acting_user=bob)
+    send(bob, bunsho_channel, "スレッドで", thread_root_id=first.pk)
+    second = send(alice, bunsho_channel, "二")
+    pointer = Membership.objects.get(conversation=bunsho_channel, user=alice).last_read_seq
+    assert pointer == second.seq
+    do_post_notice(bunsho_channel, "停電のお知らせ", label="施設管理")
+    send(alice, bunsho_channel, "三")
+    after = Membership.objects.get(conversation=bunsho_channel, user=alice).last_read_seq
+    assert after == second.seq
+
+
+def test_it_moves_the_senders_thread_pointer_only_when_caught_up(
+    bunsho_channel: Conversation, alice: User, bob: User
+) -> None:
+    root = send(alice, bunsho_channel, "会議室の予約について")
+    first = send(alice, bunsho_channel, "自分で返信", thread_root_id=root.pk)
+    assert queries.thread_pointer(alice, root) == first.seq
+    bobs = send(bob, bunsho_channel, "3階を押さえました", thread_root_id=root.pk)
+    # Bob was never shown Alice's reply: his thread pointer stays at the start.
+    assert queries.thread_pointer(bob, root) == 0
+    assert queries.thread_unread(bob, root) == 1
+    send(alice, bunsho_channel, "ありがとうございます", thread_root_id=root.pk)
+    assert queries.thread_pointer(alice, root) == first.seq
+    assert queries.thread_unread(alice, root) == 1
+    root.refresh_from_db()
+    assert do_mark_thread_read(alice, root, up_to_seq=bobs.seq)
+    last = send(alice, bunsho_channel, "では3階で", thread_root_id=root.pk)
+    assert queries.thread_pointer(alice, root) == last.seq
+    # A reply is not in the timeline: it does not move the conversation's pointer.
+    assert Membership.objects.get(conversation=bunsho_channel, user=bob).last_read_seq == 0
 
 
 def test_it_returns_the_first_message_when_the_client_key_repeats(
@@ -101,28 +169,57 @@ def test_it_returns_the_first_message_when_the_client_key_repeats(
     assert Conversation.objects.get(pk=bunsho_channel.pk).last_seq == 1
 
 
-def test_it_answers_the_first_message_when_the_look_up_missed_it(
+def test_it_inserts_first_and_answers_the_first_message_from_the_constraint(
     bunsho_channel: Conversation, alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The race window: the first look-up found nothing, the INSERT hits the unique
-    constraint, and the send answers with the message already there."""
-    first = send(alice, bunsho_channel, "一通目", client_key="race-1")
+    """No look-up before the INSERT: a new key is never looked up; a repeated one fails
+    the INSERT on the unique constraint and the send answers with the message there,
+    the seq the failed INSERT took rolled back with it."""
     real = message_actions._existing
-    calls = {"n": 0}
+    looked_up: list[str] = []
 
-    def missing_once(sender: User, client_key: str) -> Message | None:
-        calls["n"] += 1
-        return None if calls["n"] == 1 else real(sender, client_key)
+    def counting(sender: User, client_key: str) -> Message | None:
+        looked_up.append(client_key)
+        return real(sender, client_key)
 
-    monkeypatch.setattr(message_actions, "_existing", missing_once)
+    monkeypatch.setattr(message_actions, "_existing", counting)
+    first = send(alice, bunsho_channel, "一通目", client_key="race-1")
+    assert looked_up == []
     membership = access.access_conversation_for_post(alice, bunsho_channel.pk)
-    again, created = check_send_message(
+    again = message_actions.check_send(
         membership, text="一通目", client_key="race-1", acting_user=alice
     )
-    assert (again.pk, created) == (first.pk, False)
+    assert (again.message.pk, again.created, looked_up) == (first.pk, False, ["race-1"])
+    assert again.payload["text"] == "一通目"
+    assert again.payload["sender_name"] == "青木 愛"
     assert Message.objects.filter(client_key="race-1").count() == 1
-    # The seq the failed INSERT took was rolled back with it.
     assert Conversation.objects.get(pk=bunsho_channel.pk).last_seq == 1
+
+
+def test_it_answers_a_retry_with_files_with_the_first_message(
+    bunsho_channel: Conversation, alice: User
+) -> None:
+    """The retry's files are attached to the first message now: it is the answer, not
+    a refusal of the files."""
+    upload = Attachment.objects.create(
+        conversation=bunsho_channel,
+        uploaded_by=alice,
+        name="配席図.pdf",
+        content_type="application/pdf",
+        size=1234,
+        sha256="0" * 64,
+        path="x/配席図.pdf",
+    )
+    first = send(alice, bunsho_channel, "", client_key="file-1", attachment_ids=[upload.pk])
+    membership = access.access_conversation_for_post(alice, bunsho_channel.pk)
+    again = message_actions.check_send(
+        membership, text="", client_key="file-1", attachment_ids=[upload.pk], acting_user=alice
+    )
+    assert (again.message.pk, again.created) == (first.pk, False)
+    assert [a["name"] for a in again.payload["attachments"]] == ["配席図.pdf"]
+    with pytest.raises(ChatError) as refused:
+        send(alice, bunsho_channel, "", client_key="file-2", attachment_ids=[upload.pk])
+    assert refused.value.code == "bad_attachment"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -448,28 +545,26 @@ def test_it_sends_within_a_query_budget(
     alice: User,
     bob: User,
     django_assert_num_queries: Any,
+    sent: Sent,
 ) -> None:
     send(alice, bunsho_channel, "一通目")
     membership = access.access_conversation_for_post(alice, bunsho_channel.pk)
-    # 1 the client-key look-up; 2 SAVEPOINT; 3 seq and last_message_at (UPDATE … RETURNING);
-    # 4 INSERT the message; 5 the members (recipients); 6 lock the sender's pointer;
-    # 7 move it; 8 RELEASE SAVEPOINT.  No mark and no read event: Alice had read all.
-    with django_assert_num_queries(8):
-        check_send_message(membership, text="二通目", client_key="budget-2", acting_user=alice)
+    # 1 SAVEPOINT; 2 seq and last_message_at (UPDATE … RETURNING); 3 INSERT the message
+    # (no client-key look-up first: the constraint answers a repeat); 4 the members
+    # (recipients); 5 the sender's pointer (one conditional UPDATE); 6 RELEASE.
+    with django_assert_num_queries(6):
+        result = message_actions.check_send(
+            membership, text="二通目", client_key="budget-2", acting_user=alice
+        )
     assert ReadMark.objects.filter(user=alice).count() == 0
-
-
-def test_it_marks_what_the_sender_skipped_over_as_read(
-    bunsho_channel: Conversation, alice: User, bob: User, sent: Sent
-) -> None:
-    send(bob, bunsho_channel, "ボブの連絡")
-    sent.clear()
-    mine = send(alice, bunsho_channel, "返事")
-    assert list(ReadMark.objects.filter(user=alice).values_list("from_seq", "to_seq")) == [
-        (0, mine.seq)
-    ]
-    reads = chat_events(sent, "read")
-    assert [(payload["user"], payload["seq"]) for payload, _ids in reads] == [(alice.pk, mine.seq)]
+    assert result.created
+    assert result.payload == chat_events(sent, "message")[-1][0]["message"]
+    assert result.payload["sender_name"] == "青木 愛"
+    # The same when the pointer stays (Bob wrote meanwhile): nothing more is written.
+    send(bob, bunsho_channel, "ボブから")
+    with django_assert_num_queries(6):
+        check_send_message(membership, text="三通目", client_key="budget-3", acting_user=alice)
+    assert ReadMark.objects.filter(user=alice).count() == 0
 
 
 def test_it_keeps_every_replaced_text_when_edits_cross(

@@ -144,17 +144,26 @@ def test_it_counts_unread_and_marks_the_first_unread(
     send(alice, bunsho_channel, "スレッド内", thread_root_id=root.pk)
     gone = send(alice, bunsho_channel, "消す")
     do_delete_message(gone, acting_user=alice)
-    send(bob, bunsho_channel, "自分の")
+    bobs = send(bob, bunsho_channel, "自分の")
     fifth = send(alice, bunsho_channel, "@全員 五")
     rows = {row["id"]: row for row in queries.conversation_list(bob)}
     channel = rows[bunsho_channel.pk]
-    # Bob's own message moved his pointer past 一 and 二; 五 is after it.
+    # Sending is not reading: Bob's own message left his pointer before 一 and 二 (not
+    # shown to him); it does not count itself, nor do the reply or the deleted one.
+    assert (channel["unread"], channel["first_unread_seq"]) == (3, 1)
+    assert channel["mentions_unread"] == 2
+    read(bob, bunsho_channel, fifth.seq - 1)
+    channel = {row["id"]: row for row in queries.conversation_list(bob)}[bunsho_channel.pk]
     assert (channel["unread"], channel["first_unread_seq"]) == (1, fifth.seq)
     assert channel["mentions_unread"] == 1
     assert rows[project.pk]["unread"] == 0
     assert rows[project.pk]["first_unread_seq"] is None
+    # Alice sent 五 after Bob's message without being shown it: it stays unread to her.
     alices = {row["id"]: row for row in queries.conversation_list(alice)}
-    assert alices[bunsho_channel.pk]["unread"] == 0
+    assert (alices[bunsho_channel.pk]["unread"], alices[bunsho_channel.pk]["first_unread_seq"]) == (
+        1,
+        bobs.seq,
+    )
 
 
 def test_it_counts_unread_before_the_readers_own_message(
