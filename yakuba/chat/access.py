@@ -123,11 +123,12 @@ def access_conversation_for_post(user: AnyUser, conversation_id: int) -> Members
     """``user``'s membership of the conversation, if they may post there now (a member,
     and the conversation is not archived).  ``membership.conversation`` is loaded.
 
-    One query when the caller is a member (the membership with its conversation); a
-    second one for the conversation only when they are not (404 or a refusal)."""
+    One query when the caller is a member (the membership with its conversation; its
+    所属 is read only if used); a second one for the conversation only when they are not
+    (404 or a refusal)."""
     person = active_person(user)
     membership = (
-        Membership.objects.select_related("conversation__department")
+        Membership.objects.select_related("conversation")
         .filter(conversation_id=conversation_id, user=person)
         .first()
         if person is not None

@@ -9,7 +9,8 @@ conversations it is a member of.  Errors come in the one format of
 
 Sending: ``POST conversations/{id}/messages`` with a ``client_key`` the client chose;
 201 for a new message, 200 with the first message when the key was sent before (a
-retry), never a second message.  A client that was away asks
+retry), never a second message.  A new message is answered with what the send built
+(the payload its members were sent, 既読 0): no second read.  A client that was away asks
 ``GET conversations/{id}/changes?after=S`` and applies the messages in order; it then
 knows the conversation up to ``head``.
 

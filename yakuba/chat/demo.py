@@ -306,8 +306,16 @@ def _send_all(
     *,
     result: DemoChatResult,
 ) -> list[Message]:
-    """Send ``lines`` (each once: a fixed client key per line) with their reactions."""
+    """Send ``lines`` (each once: a fixed client key per line) with their reactions.
+    A rerun finds them all in one query and sends nothing."""
     prefix = f"demo-{conversation.pk}-"
+    keys = [f"{prefix}{index}"[:64] for index in range(len(lines))]
+    existing = {
+        m.client_key: m
+        for m in Message.objects.filter(conversation=conversation, client_key__in=keys)
+    }
+    if len(existing) == len(keys):
+        return [existing[key] for key in keys]
     sent: list[Message] = []
     for index, line in enumerate(lines):
         sender = people[line.who]
@@ -337,16 +345,21 @@ def _read(
     read_up_to: tuple[tuple[str, int], ...],
     people: dict[str, User],
 ) -> None:
-    """Move read pointers to the given lines (forward only: a rerun changes nothing)."""
-    for who, index in read_up_to:
-        member = (
-            Membership.objects.select_related("conversation")
-            .filter(conversation=conversation, user=people[who])
-            .first()
+    """Move read pointers to the given lines (forward only: a rerun reads the pointers
+    in one query and changes nothing)."""
+    if not sent:
+        return
+    members = {
+        m.user_id: m
+        for m in Membership.objects.select_related("conversation").filter(
+            conversation=conversation, user__in=[people[who] for who, _ in read_up_to]
         )
-        if member is None or not sent:
-            continue
-        do_mark_read(member, up_to_seq=sent[min(index, len(sent) - 1)].seq)
+    }
+    for who, index in read_up_to:
+        member = members.get(people[who].pk)
+        target = sent[min(index, len(sent) - 1)].seq
+        if member is not None and member.last_read_seq < target:
+            do_mark_read(member, up_to_seq=target)
 
 
 __all__ = ["DemoChatError", "DemoChatResult", "load_demo_chat"]

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db import connection, transaction
+from django.db.models import QuerySet
 
 from yakuba.chat import events
 from yakuba.chat.models import (
@@ -95,6 +95,19 @@ def _others_messages(user_id: int, before_seq: int) -> QuerySet[Message]:
     return Message.objects.filter(seq__lt=before_seq).exclude(sender_id=user_id)
 
 
+# The pointer moves onto the sender's message only if no one else's top-level message
+# (notices and deleted ones included) lies after it: the check and the write in one
+# statement.  Raw SQL: the ORM's NOT EXISTS with an outer reference cost five times the
+# CPU of the statement itself on every send.
+_ADVANCE_OWN = (
+    "UPDATE {membership} SET last_read_seq = %s, last_read_at = %s "
+    "WHERE id = %s AND last_read_seq < %s AND NOT EXISTS ("
+    "SELECT 1 FROM {message} m WHERE m.conversation_id = %s AND m.thread_root_id IS NULL "
+    "AND m.seq > {membership}.last_read_seq AND m.seq < %s "
+    "AND (m.sender_id IS NULL OR m.sender_id <> %s))"
+)
+
+
 def advance_own_pointer(membership: Membership, seq: int, *, now: dt.datetime) -> bool:
     """``membership``'s person just sent the top-level message ``seq``: move their
     pointer onto it if they were caught up (no one else's top-level message after their
@@ -102,16 +115,14 @@ def advance_own_pointer(membership: Membership, seq: int, *, now: dt.datetime) -
     (see the module's docstring).  Otherwise the pointer stays.  Inside the send's
     transaction; one conditional UPDATE (the pointer and the check in one statement, so
     a mark from another tab meanwhile is never moved back).  Returns whether it moved."""
-    unread = _others_messages(membership.user_id, seq).filter(
-        conversation_id=membership.conversation_id,
-        thread_root__isnull=True,
-        seq__gt=OuterRef("last_read_seq"),
-    )
-    moved = (
-        Membership.objects.filter(pk=membership.pk, last_read_seq__lt=seq)
-        .filter(~Exists(unread))
-        .update(last_read_seq=seq, last_read_at=now)
-    )
+    sql = _ADVANCE_OWN.format(membership=Membership._meta.db_table, message=Message._meta.db_table)
+    at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [seq, at, membership.pk, seq, membership.conversation_id, seq, membership.user_id],
+        )
+        moved = int(cursor.rowcount)
     if moved:
         membership.last_read_seq = seq
         membership.last_read_at = now
