@@ -1151,6 +1151,9 @@ class ChatClient {
   private idle = false;
   private idleTimer: number | null = null;
   private loadingOlder = false;
+  // The message a search result pointed at: kept highlighted across re-renders (a
+  // resync after the socket comes up redraws the list).
+  private focusedId: number | null = null;
   private readonly threadMessages = new Map<number, Message>();
   private editing: { id: number; draft: string; error: string } | null = null;
   private readonly drafts = new Map<number, string>();
@@ -1370,6 +1373,9 @@ class ChatClient {
   // --- opening and loading ---
 
   async open(id: number): Promise<void> {
+    if (id !== this.current) {
+      this.focusedId = null;
+    }
     const state = this.states.get(id);
     if (state === undefined) {
       return;
@@ -1464,6 +1470,7 @@ class ChatClient {
 
   /** Show one message (a search result): load older pages until it is there. */
   async focusMessage(conversation: number, id: number): Promise<void> {
+    this.focusedId = id;
     const state = this.states.get(conversation);
     for (let page = 0; state && !state.messages.has(id) && state.hasOlder && page < 40; page++) {
       await this.loadOlder();
@@ -1769,6 +1776,9 @@ class ChatClient {
     }
     this.observer.disconnect();
     this.list.replaceChildren(...nodes);
+    if (this.focusedId !== null) {
+      this.list.querySelector(`[data-message="${this.focusedId}"]`)?.classList.add("chat-focus");
+    }
     this.list.querySelectorAll<HTMLElement>("[data-message]").forEach((node) => this.observer.observe(node));
     this.checkThreads(sorted);
     if (toEnd) {
