@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import chat_synapse  # noqa: E402
+from bench.scratch_database import SERVER_URL, scratch_database  # noqa: E402
 
-SERVER_URL = os.environ.get("BENCH_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_NAME = "bench_yakuba_chat"
 ROOM_SIZE = 50
@@ -640,24 +640,10 @@ def yakuba_run(
                 shutil.copy(scratch / "server.log", os.environ["BENCH_CHAT_KEEP_LOG"])
 
 
-@contextmanager
-def _database(mode: str, scratch: Path) -> Iterator[str]:
+def _database(mode: str, scratch: Path) -> AbstractContextManager[str]:
     """Embedded: a SQLite file in the scratch folder.  Ward: the PostgreSQL database
     ``bench_yakuba_chat``, created and dropped."""
-    if mode == "embedded":
-        yield f"sqlite:///{scratch / 'bench-chat.sqlite3'}"
-        return
-    import psycopg
-
-    base, _, _ = SERVER_URL.rpartition("/")
-    with psycopg.connect(SERVER_URL, autocommit=True) as server:
-        server.execute(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-        server.execute(f"CREATE DATABASE {PG_NAME}")
-    try:
-        yield f"{base}/{PG_NAME}"
-    finally:
-        with psycopg.connect(SERVER_URL, autocommit=True) as server:
-            server.execute(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
+    return scratch_database(scratch / "bench-chat.sqlite3" if mode == "embedded" else None, PG_NAME)
 
 
 def _child_main(part: str, argv: list[str]) -> None:

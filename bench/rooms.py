@@ -51,14 +51,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER_URL = os.environ.get("BENCH_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+sys.path.insert(0, str(ROOT))
+
+from bench.scratch_database import SERVER_URL, scratch_database  # noqa: E402
+
 PG_NAME = "bench_yakuba_rooms"
 ROOMS = 20
 CLIENTS = 16
@@ -192,22 +194,8 @@ def run_one(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-@contextmanager
-def _database(db: str, scratch: Path) -> Iterator[str]:
-    if db == "sqlite":
-        yield f"sqlite:///{scratch / 'bench-rooms.sqlite3'}"
-        return
-    import psycopg
-
-    base, _, _ = SERVER_URL.rpartition("/")
-    with psycopg.connect(SERVER_URL, autocommit=True) as server:
-        server.execute(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-        server.execute(f"CREATE DATABASE {PG_NAME}")
-    try:
-        yield f"{base}/{PG_NAME}"
-    finally:
-        with psycopg.connect(SERVER_URL, autocommit=True) as server:
-            server.execute(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
+def _database(db: str, scratch: Path) -> AbstractContextManager[str]:
+    return scratch_database(scratch / "bench-rooms.sqlite3" if db == "sqlite" else None, PG_NAME)
 
 
 def _start_server(
